@@ -1,0 +1,12 @@
+"""Progress bars belong to the command line; the library only calls back."""
+
+from __future__ import annotations
+
+import sys
+
+from tqdm import tqdm
+
+
+def progress_bar(*, total: int | None = None, desc: str = "", unit: str = "it") -> tqdm:
+    """A tqdm bar on stderr; hidden when stderr is not a terminal."""
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=None, dynamic_ncols=True)

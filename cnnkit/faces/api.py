@@ -1,0 +1,85 @@
+"""The public face verbs: plain data in, plain data out.
+
+    image = load_image("alice.jpg")
+    faces = detect_faces(image)                  # [Face(box, score, landmarks)]
+    faces = encode_faces(image, faces)           # the same faces, with .embedding
+    face_distance(known_embeddings, faces[0].embedding)
+    compare_faces(known_embeddings, faces[0].embedding)   # built on face_distance
+
+Each verb takes one image, or a list of images for a batch (then it returns one
+list per image). Models load on first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from ..images import ImageInput, load_image
+from .align import CHIP_SIZE
+from .pipeline import DetectorSettings, chips_for_faces, detect_batch, encode_chips
+from .thresholds import default_threshold
+from .types import Face
+
+
+def _is_batch(images: object) -> bool:
+    return isinstance(images, (list, tuple))
+
+
+def detect_faces(images: ImageInput | Sequence[ImageInput], *, min_face_size: float = 20.0,
+                 device: str | torch.device | None = None) -> list[Face] | list[list[Face]]:
+    """Faces (box, score, 5 landmarks), best score first; for a list of images, one list per image."""
+    batch = [load_image(im) for im in images] if _is_batch(images) else [load_image(images)]
+    found = detect_batch(batch, settings=DetectorSettings(min_face_size=min_face_size), device=device)
+    return found if _is_batch(images) else found[0]
+
+
+def align_faces(image: ImageInput, faces: Sequence[Face], *, size: int = CHIP_SIZE,
+                device: str | torch.device | None = None) -> np.ndarray:
+    """Aligned chips (N, size, size, 3) uint8 RGB, cut as the encoder expects."""
+    chips = chips_for_faces(load_image(image), faces, device=device, size=size)
+    return chips.clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def encode_faces(images: ImageInput | Sequence[ImageInput], faces: Sequence | None = None, *,
+                 flip: bool = True, device: str | torch.device | None = None) -> list[Face] | list[list[Face]]:
+    """The faces of the image(s) with their 128-D embeddings.
+
+    `faces`: the faces to encode (from `detect_faces`); detected when omitted.
+    For a batch, `faces` is one list per image.
+    """
+    if not _is_batch(images):
+        return encode_faces([images], None if faces is None else [faces], flip=flip, device=device)[0]
+    loaded = [load_image(im) for im in images]
+    if faces is None:
+        faces = detect_batch(loaded, device=device)
+    if len(faces) != len(loaded):
+        raise ValueError(f"got {len(loaded)} images but {len(faces)} lists of faces")
+    chips = [chips_for_faces(img, fs, device=device) for img, fs in zip(loaded, faces)]
+    embeddings = encode_chips(torch.cat(chips), flip=flip, device=device) if chips else []
+    out, start = [], 0
+    for fs in faces:
+        out.append([replace(f, embedding=e) for f, e in zip(fs, embeddings[start:start + len(fs)])])
+        start += len(fs)
+    return out
+
+
+def face_distance(known: np.ndarray | Sequence[np.ndarray], candidate: np.ndarray) -> np.ndarray:
+    """Euclidean distance from `candidate` (D,) to each row of `known` (N, D)."""
+    known = np.asarray(known, dtype=np.float32)
+    candidate = np.asarray(candidate, dtype=np.float32)
+    if known.size == 0:
+        return np.zeros((0,), dtype=np.float32)
+    known = known.reshape(-1, candidate.shape[-1])
+    return np.linalg.norm(known - candidate[None, :], axis=1)
+
+
+def compare_faces(known: np.ndarray | Sequence[np.ndarray], candidate: np.ndarray, *,
+                  threshold: float | None = None) -> np.ndarray:
+    """True where `known[i]` is the same person as `candidate`: distance <= threshold."""
+    if threshold is None:
+        threshold = default_threshold()
+    return face_distance(known, candidate) <= threshold

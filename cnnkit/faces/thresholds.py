@@ -1,0 +1,24 @@
+"""Default decision thresholds per encoder (Euclidean distance between embeddings).
+
+A pair is "the same person" when its distance is at most the threshold. The
+values are the accuracy-maximising thresholds on LFW View 1 (pairsDevTrain.txt,
+the development split), measured with `python tools/dev_threshold.py`; never
+tuned on View 2. A gallery can record its own (see `cnnkit faces calibrate`).
+"""
+
+from __future__ import annotations
+
+from .models import DEFAULT_ENCODER
+
+# (encoder name, flip averaging) -> threshold
+THRESHOLDS: dict[tuple[str, bool], float] = {
+    ("dlib-resnet-v1", True): 0.6039,   # View-1 DevTest accuracy at this threshold: 99.1 %
+    ("dlib-resnet-v1", False): 0.6173,  # 98.7 % (dlib's own rule of thumb is 0.6)
+}
+
+
+def default_threshold(encoder: str = DEFAULT_ENCODER, *, flip: bool = True) -> float:
+    try:
+        return THRESHOLDS[(encoder, flip)]
+    except KeyError:
+        raise ValueError(f"no default threshold for encoder {encoder!r}; give one explicitly") from None

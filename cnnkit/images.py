@@ -1,0 +1,162 @@
+"""`load_image`: anything image-like in, an RGB uint8 H x W x 3 numpy array out.
+
+Accepts a path, bytes, a binary file object, a PIL image or a numpy array.
+Honours EXIF orientation; converts grayscale, palette, RGBA (composited on
+white), CMYK and 16-bit images to 8-bit RGB. Refuses decompression bombs by
+reading the size from the header before any pixel is decoded.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import BinaryIO, Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError
+
+ImageInput = Union[str, os.PathLike, bytes, bytearray, BinaryIO, np.ndarray, Image.Image]
+
+#: Default pixel limit (width x height). 100 megapixels is larger than any phone photo.
+MAX_PIXELS = 100_000_000
+
+
+def load_image(image: ImageInput, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Return `image` as a C-contiguous RGB uint8 array of shape (H, W, 3).
+
+    Raises `ImageError` with a message naming the input when it cannot be read,
+    is empty, is truncated, is not an image, or has more than `max_pixels` pixels.
+    """
+    if isinstance(image, np.ndarray):
+        return _from_array(image, max_pixels)
+    if isinstance(image, Image.Image):
+        return _from_pil(image, "image", max_pixels)
+    name, stream, owned = _open_stream(image)
+    try:
+        with warnings.catch_warnings():
+            # Our own limit replaces PIL's; its bomb warning would only be noise.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            try:
+                pil = Image.open(stream)
+            except Image.DecompressionBombError as exc:
+                raise ImageError(f"{name}: image is too large to decode safely ({exc})") from None
+            except UnidentifiedImageError:
+                raise ImageError(f"{name}: not an image file, or a format that cannot be read") from None
+            except OSError as exc:
+                raise ImageError(f"{name}: cannot read image ({exc})") from None
+            return _from_pil(pil, name, max_pixels)
+    finally:
+        if owned:
+            stream.close()
+
+
+def _open_stream(image: object) -> tuple[str, BinaryIO, bool]:
+    """Return (name for messages, binary stream, whether we opened it and must close it)."""
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        if len(image) == 0:
+            raise ImageError("<bytes>: empty input (0 bytes)")
+        return "<bytes>", io.BytesIO(bytes(image)), True
+    if isinstance(image, (str, os.PathLike)):
+        path = Path(image)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise ImageError(f"{path}: no such file") from None
+        except OSError as exc:
+            raise ImageError(f"{path}: cannot open ({exc.strerror})") from None
+        if path.is_dir():
+            raise ImageError(f"{path}: is a folder, not an image file")
+        if size == 0:
+            raise ImageError(f"{path}: empty file (0 bytes)")
+        try:
+            return str(path), open(path, "rb"), True
+        except OSError as exc:
+            raise ImageError(f"{path}: cannot open ({exc.strerror})") from None
+    if hasattr(image, "read"):
+        return str(getattr(image, "name", "<file>")), image, False  # type: ignore[return-value]
+    raise ImageError(
+        f"cannot load an image from a {type(image).__name__}; "
+        "give a path, bytes, a binary file object, a PIL image or a numpy array"
+    )
+
+
+def _check_pixels(name: str, width: int, height: int, max_pixels: int) -> None:
+    if width <= 0 or height <= 0:
+        raise ImageError(f"{name}: image has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise ImageError(
+            f"{name}: image is {width}x{height} = {width * height:,} pixels, more than the limit of "
+            f"{max_pixels:,}; downscale it first or raise max_pixels"
+        )
+
+
+def _from_pil(pil: Image.Image, name: str, max_pixels: int) -> np.ndarray:
+    _check_pixels(name, pil.width, pil.height, max_pixels)
+    try:
+        pil.load()
+        pil = ImageOps.exif_transpose(pil)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{name}: image data is damaged or truncated ({exc})") from None
+    return _to_rgb8(pil)
+
+
+def _to_rgb8(pil: Image.Image) -> np.ndarray:
+    mode = pil.mode
+    if mode.startswith("I;16"):
+        return _gray_to_rgb(np.asarray(pil, dtype=np.float64) / 257.0)
+    if mode in ("I", "F"):
+        # 32-bit modes: PIL uses them for 16-bit PNG/TIFF data too, so scale by the value range.
+        values = np.asarray(pil, dtype=np.float64)
+        return _gray_to_rgb(values / 257.0 if values.max() > 255 else values)
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in pil.info):
+        rgba = pil.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        pil = Image.alpha_composite(white, rgba)
+    return np.array(pil.convert("RGB"), dtype=np.uint8)  # a writable copy, unlike np.asarray
+
+
+def _gray_to_rgb(values: np.ndarray) -> np.ndarray:
+    gray = np.round(np.clip(values, 0, 255)).astype(np.uint8)
+    return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
+
+
+def _from_array(array: np.ndarray, max_pixels: int) -> np.ndarray:
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise ImageError(
+            f"array of shape {array.shape} is not an image; expected (H, W), (H, W, 3) or (H, W, 4)"
+        )
+    _check_pixels("array", array.shape[1], array.shape[0], max_pixels)
+    array = _to_uint8(array)
+    if array.ndim == 2:
+        return _gray_to_rgb(array)
+    if array.shape[2] == 4:
+        alpha = array[:, :, 3:4].astype(np.float32) / 255.0
+        array = (array[:, :, :3] * alpha + 255.0 * (1.0 - alpha) + 0.5).astype(np.uint8)
+    return np.ascontiguousarray(array)
+
+
+def _to_uint8(array: np.ndarray) -> np.ndarray:
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == np.bool_:
+        return array.astype(np.uint8) * 255
+    if np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all():
+            raise ImageError("float image contains NaN or infinity")
+        if array.min() < 0.0 or array.max() > 1.0:
+            raise ImageError("float images must hold values in [0, 1]")
+        return (array * 255.0 + 0.5).astype(np.uint8)
+    if np.issubdtype(array.dtype, np.integer):
+        if array.min() < 0:
+            raise ImageError(f"integer image of dtype {array.dtype} has negative values")
+        # 16-bit data (or 32-bit holding 16-bit values, as PIL gives for 16-bit PNGs): scale down.
+        if array.max() > 255:
+            return (array.astype(np.float64) / 257.0 + 0.5).clip(0, 255).astype(np.uint8)
+        return array.astype(np.uint8)
+    raise ImageError(f"unsupported array dtype {array.dtype}")

