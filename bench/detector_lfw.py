@@ -40,6 +40,8 @@ import torch
 from PIL import Image
 
 from cnnkit.faces.mtcnn import MTCNN
+from cnnkit.faces.settings import MIN_FACE_SIZE
+from cnnkit.images import load_image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import LFW, RESULTS, command, machine, peak_rss_mib  # noqa: E402
@@ -68,7 +70,7 @@ def detection_rate(model: MTCNN, paths: list[Path], batch_size: int, **kwargs: o
     for start in range(0, len(paths), batch_size):
         chunk = paths[start : start + batch_size]
         t0 = time.perf_counter()
-        images = [_load(p) for p in chunk]
+        images = [load_image(p) for p in chunk]
         t1 = time.perf_counter()
         dets = model.detect(images, **kwargs)  # type: ignore[arg-type]
         t2 = time.perf_counter()
@@ -119,7 +121,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument(
         "--threads", type=int, nargs="+", default=None, help="torch thread counts to time (default: torch's choice)"
     )
-    parser.add_argument("--min-face-size", type=float, default=20.0)
+    parser.add_argument("--min-face-size", type=float, default=MIN_FACE_SIZE)
     parser.add_argument("--lfw-dir", type=Path, default=DEFAULT_LFW)
     parser.add_argument("--out", type=Path, default=RESULTS / "detector_lfw.json")
     args = parser.parse_args(argv)
@@ -141,7 +143,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         f"{rate['faces_per_image']:.3f} faces/image; JPEG decode {rate['decode_images_per_s']:.0f} images/s",
         flush=True,
     )
-    images = [_load(p) for p in paths[: args.speed_images]]
+    images = [load_image(p) for p in paths[: args.speed_images]]
     speeds = []
     for threads in thread_counts:
         torch.set_num_threads(threads)

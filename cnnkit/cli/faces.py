@@ -1,4 +1,4 @@
-"""`cnnkit faces embed|evaluate`."""
+"""`cnnkit faces embed|evaluate`, and the gallery actions (see cli/gallery.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..faces.settings import MIN_FACE_SIZE
+from . import gallery
 from .progress import progress_bar
 
 
@@ -31,20 +33,25 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     _add_pipeline_options(ev)
     ev.set_defaults(run=run_evaluate)
 
+    gallery.add_actions(sub)
+
 
 def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-flip", dest="flip", action="store_false",
                         help="encode each face once (default: average with its mirror image)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per detector batch (default 32)")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    parser.add_argument("--min-face-size", type=float, default=MIN_FACE_SIZE,
+                        help="smallest face to look for, in pixels (default 40; the detector works down to 20)")
 
 
 def run_embed(args: argparse.Namespace) -> int:
-    from ..faces.pipeline import embed_images
+    from ..faces.pipeline import DetectorSettings, embed_images
 
     results = []
     with progress_bar(total=len(args.images), unit="img", desc="embed") as bar:
         for result in embed_images(args.images, flip=args.flip, batch_size=args.batch_size,
+                                   settings=DetectorSettings(min_face_size=args.min_face_size),
                                    device=args.device, on_image=lambda _: bar.update()):
             results.append(result)
     if args.json:
@@ -72,6 +79,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     with progress_bar(total=n_images, unit="img", desc="evaluate") as bar:
         report, distance = evaluate_pairs(pairs, args.images, flip=args.flip, batch_size=args.batch_size,
                                           threshold=args.threshold, device=args.device,
+                                          min_face_size=args.min_face_size,
                                           on_image=lambda _: bar.update())
     data = report.to_dict()
     data["pairs_file"] = str(args.pairs)

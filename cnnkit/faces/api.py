@@ -20,7 +20,8 @@ import torch
 
 from ..images import ImageInput, load_image
 from .align import CHIP_SIZE
-from .pipeline import DetectorSettings, chips_for_faces, detect_batch, encode_chips
+from .pipeline import chips_for_faces, detect_batch, encode_chips
+from .settings import MIN_FACE_SIZE, DetectorSettings
 from .thresholds import default_threshold
 from .types import Face
 
@@ -29,9 +30,13 @@ def _is_batch(images: object) -> bool:
     return isinstance(images, (list, tuple))
 
 
-def detect_faces(images: ImageInput | Sequence[ImageInput], *, min_face_size: float = 20.0,
+def detect_faces(images: ImageInput | Sequence[ImageInput], *, min_face_size: float = MIN_FACE_SIZE,
                  device: str | torch.device | None = None) -> list[Face] | list[list[Face]]:
-    """Faces (box, score, 5 landmarks), best score first; for a list of images, one list per image."""
+    """Faces (box, score, 5 landmarks), best score first; for a list of images, one list per image.
+
+    Faces smaller than `min_face_size` pixels are not looked for (the detector
+    itself works down to 20 px, but recognition needs more).
+    """
     batch = [load_image(im) for im in images] if _is_batch(images) else [load_image(images)]
     found = detect_batch(batch, settings=DetectorSettings(min_face_size=min_face_size), device=device)
     return found if _is_batch(images) else found[0]

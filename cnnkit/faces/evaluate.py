@@ -25,6 +25,7 @@ from ..errors import CnnkitError
 from . import metrics
 from .models import DEFAULT_ENCODER, load_detector
 from .pipeline import ImageResult, embed_images, faces_from_detections
+from .settings import MIN_FACE_SIZE, DetectorSettings
 from .types import Face
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,7 @@ def evaluate_pairs(
     batch_size: int = 32,
     threshold: float | None = None,
     device: str | None = None,
+    min_face_size: float = MIN_FACE_SIZE,
     on_image: Callable[[ImageResult], None] | None = None,
 ) -> tuple[VerificationReport, np.ndarray]:
     """Run the pipeline over every image of `pairs`; return the report and the pair distances."""
@@ -148,6 +150,7 @@ def evaluate_pairs(
     errors: dict[str, str] = {}
     for rel, result in zip(unique, embed_images((images_dir / rel for rel in unique), select="center",
                                                 flip=flip, batch_size=batch_size, fallback=fallback,
+                                                settings=DetectorSettings(min_face_size=min_face_size),
                                                 device=device, on_image=on_image)):
         if result.error:
             errors[rel] = result.error
@@ -191,6 +194,7 @@ def evaluate_pairs(
         fold_thresholds=[float(t) for t in fold_thresholds],
         threshold_protocol=protocol,
         settings={"flip": flip, "batch_size": batch_size, "device": str(device or "auto"),
+                  "min_face_size": min_face_size,
                   "select": "center", "no_face": "centre box refined by MTCNN's O-Net"},
     )
     return report, distance

@@ -22,6 +22,7 @@ from ..errors import CnnkitError
 from ..images import ImageInput, load_image
 from .align import CHIP_SIZE, chip_transforms, image_to_tensor, warp_chips
 from .models import load_detector, load_encoder, resolve_device
+from .settings import DetectorSettings
 from .types import Face
 
 log = logging.getLogger(__name__)
@@ -29,13 +30,6 @@ log = logging.getLogger(__name__)
 #: Which faces of an image to keep: all of them, the one nearest the centre
 #: (LFW's convention: the face of interest is centred), or the largest.
 SELECT_CHOICES = ("all", "center", "largest")
-
-
-@dataclass(frozen=True)
-class DetectorSettings:
-    min_face_size: float = 20.0
-    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
-    scale_factor: float = 0.709
 
 
 @dataclass
