@@ -1,0 +1,211 @@
+"""`cnnkit faces enroll|verify|identify|people|remove|rename|export|import|calibrate|check`.
+
+Every action takes `--gallery G` (default: $CNNKIT_GALLERY). Exit status: 0 on
+success (for verify: a match), 1 for "no match" (verify) or inputs that failed
+(identify), 2 for an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from .progress import progress_bar
+
+
+def add_actions(sub: argparse._SubParsersAction) -> None:
+    def gallery_parser(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        p.add_argument("--gallery", default=os.environ.get("CNNKIT_GALLERY"), required="CNNKIT_GALLERY" not in os.environ,
+                       help="gallery file (SQLite; default $CNNKIT_GALLERY)")
+        return p
+
+    p = gallery_parser("enroll", "add a person (or photos of a person) from one or more photos")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--new-person", action="store_true", help="a second person with this name, with its own id")
+    p.add_argument("--id", type=int, help="add the photos to the person with this id")
+    p.add_argument("--largest", action="store_true",
+                   help="take the largest face of photos with several (by default only a clearly dominant one is)")
+    p.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE", help="metadata to keep (repeatable)")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(run=run_enroll)
+
+    p = gallery_parser("verify", "is the face in IMAGE the person NAME? (exit 0 yes, 1 no, 2 error)")
+    p.add_argument("name", metavar="NAME", help="a name, or #ID")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(run=run_verify)
+
+    p = gallery_parser("identify", "who is every face in each IMAGE? (a name, or unknown)")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--top-k", type=int, default=3, help="candidates to list per face (default 3)")
+    p.add_argument("--json", action="store_true", help="one JSON array, one object per image, in input order")
+    p.add_argument("--index", choices=["auto", "exact", "hnsw"], default="auto", help="search index (default auto)")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(run=run_identify)
+
+    p = gallery_parser("people", "list the people in the gallery")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=run_people)
+
+    p = gallery_parser("remove", "delete a person and all their embeddings")
+    p.add_argument("name", metavar="NAME", help="a name, or #ID")
+    p.set_defaults(run=run_remove)
+
+    p = gallery_parser("rename", "rename a person")
+    p.add_argument("name", metavar="NAME", help="a name, or #ID")
+    p.add_argument("new_name", metavar="NEW_NAME")
+    p.set_defaults(run=run_rename)
+
+    p = gallery_parser("export", "write the gallery to a portable .npz file")
+    p.add_argument("out", metavar="FILE.npz")
+    p.set_defaults(run=run_export)
+
+    p = gallery_parser("import", "add the people of an exported .npz file to the gallery")
+    p.add_argument("source", metavar="FILE.npz")
+    p.set_defaults(run=run_import)
+
+    p = gallery_parser("calibrate", "set the threshold from labelled pairs for a target false-accept rate")
+    p.add_argument("--pairs", required=True, help="pairs file in LFW's format")
+    p.add_argument("--images", required=True, help="folder with NAME/NAME_NNNN.jpg images")
+    p.add_argument("--far", type=float, default=1e-3, help="target false-accept rate (default 1e-3)")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(run=run_calibrate)
+
+    p = gallery_parser("check", "check the gallery file's integrity")
+    p.set_defaults(run=run_check)
+
+
+def _open(args: argparse.Namespace, *, create: bool = False, readonly: bool = False, **kw):
+    from ..faces.gallery import Gallery
+
+    return Gallery(args.gallery, create=create, readonly=readonly, device=getattr(args, "device", None), **kw)
+
+
+def run_enroll(args: argparse.Namespace) -> int:
+    metadata = {}
+    for item in args.meta:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--meta wants KEY=VALUE, got {item!r}")
+        metadata[key] = value
+    with _open(args, create=True) as gallery, progress_bar(total=len(args.images), unit="img", desc="enroll") as bar:
+        person = gallery.enroll(args.name, args.images, new_person=args.new_person, person_id=args.id,
+                                metadata=metadata or None, pick="largest" if args.largest else "auto",
+                                on_image=lambda _: bar.update())
+    print(f"enrolled {person.name} (#{person.id}): {person.embeddings} photo(s) in {args.gallery}")
+    return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    with _open(args, readonly=True) as gallery:
+        result = gallery.verify(args.name, args.image)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        verdict = "match" if result.match else "no match"
+        print(f"{verdict}: {result.person.name} (#{result.person.id}) distance {result.distance:.4f}, "
+              f"threshold {result.threshold:.4f}")
+    return 0 if result.match else 1
+
+
+def run_identify(args: argparse.Namespace) -> int:
+    with _open(args, readonly=True, index=args.index) as gallery, \
+            progress_bar(total=len(args.images), unit="img", desc="identify") as bar:
+        results = gallery.identify(args.images, top_k=args.top_k, on_image=lambda _: bar.update())
+    if args.json:
+        json.dump([r.to_dict() for r in results], sys.stdout)
+        sys.stdout.write("\n")
+    else:
+        for r in results:
+            if r.error:
+                print(f"{r.image}: error: {r.error}")
+                continue
+            if not r.faces:
+                print(f"{r.image}: no face")
+            for k, face in enumerate(r.faces):
+                x1, y1, x2, y2 = face.face.box
+                who = f"{face.name} (#{face.person_id})" if face.name else "unknown"
+                others = ", ".join(f"{c.name} {c.distance:.3f}" for c in face.candidates)
+                dist = "-" if face.distance is None else f"{face.distance:.3f}"
+                print(f"{r.image}: face {k} at ({x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f}): {who} distance {dist} "
+                      f"(threshold {face.threshold:.3f}; nearest: {others or 'nobody enrolled'})")
+    return 1 if any(r.error for r in results) else 0
+
+
+def run_people(args: argparse.Namespace) -> int:
+    with _open(args, readonly=True) as gallery:
+        people = gallery.people()
+        if args.json:
+            print(json.dumps([p.to_dict() for p in people]))
+            return 0
+        names = [p.name for p in people]
+        print(f"{len(people)} people in {args.gallery} (model {gallery.model.id}, threshold {gallery.threshold:.4f})")
+        for p in people:
+            same = " (same name as another person)" if names.count(p.name) > 1 else ""
+            meta = f" {json.dumps(p.metadata)}" if p.metadata else ""
+            print(f"  #{p.id:<6} {p.name}  {p.embeddings} photo(s){meta}{same}")
+    return 0
+
+
+def run_remove(args: argparse.Namespace) -> int:
+    with _open(args) as gallery:
+        person = gallery.remove(args.name)
+    print(f"removed {person.name} (#{person.id}) and {person.embeddings} embedding(s)")
+    return 0
+
+
+def run_rename(args: argparse.Namespace) -> int:
+    with _open(args) as gallery:
+        person = gallery.rename(args.name, args.new_name)
+    print(f"#{person.id} is now {person.name}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from ..faces.gallery import export_gallery
+
+    with _open(args, readonly=True) as gallery:
+        counts = export_gallery(gallery, args.out)
+    print(f"exported {counts['people']} people, {counts['embeddings']} embeddings to {args.out}")
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from ..faces.gallery import import_gallery
+    from ..faces.gallery.portable import read_export
+
+    manifest, _ = read_export(args.source)
+    with _open(args, create=True, flip=manifest["model"]["flip"]) as gallery:
+        counts = import_gallery(gallery, args.source)
+    print(f"imported {counts['people']} people, {counts['embeddings']} embeddings into {args.gallery}")
+    return 0
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    from ..faces.evaluate import read_pairs
+    from ..faces.gallery.calibrate import calibrate
+
+    pairs = read_pairs(args.pairs)
+    n_images = len({p.first for p in pairs} | {p.second for p in pairs})
+    with _open(args) as gallery, progress_bar(total=n_images, unit="img", desc="calibrate") as bar:
+        result = calibrate(gallery, args.pairs, args.images, far=args.far, on_image=lambda _: bar.update())
+    print(f"threshold {result['threshold']:.4f}: false accepts {result['far_measured']:.4%} "
+          f"(target {args.far:g}), true accepts {result['tar_measured']:.2%} on {result['pairs_count']} pairs")
+    return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    with _open(args, readonly=True) as gallery:
+        problems = gallery.check()
+        people = gallery.people()
+    if problems:
+        for problem in problems:
+            print(f"problem: {problem}")
+        return 1
+    print(f"ok: {len(people)} people, {sum(p.embeddings for p in people)} embeddings")
+    return 0

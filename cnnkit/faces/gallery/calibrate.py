@@ -1,0 +1,57 @@
+"""Set a gallery's threshold from labelled pairs, for a target false-accept rate."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import CnnkitError
+from ..evaluate import evaluate_pairs, read_pairs
+from ..pipeline import ImageResult
+from .gallery import Gallery
+
+
+def threshold_for_far(distance: np.ndarray, same: np.ndarray, far: float) -> tuple[float, float, float]:
+    """The largest threshold whose false-accept rate on these pairs is at most `far`.
+
+    Returns (threshold, measured FAR, true-accept rate at it). A pair is
+    accepted when its distance is <= threshold.
+    """
+    different = np.sort(distance[~same])
+    if len(different) == 0 or not same.any():
+        raise CnnkitError("calibration needs both same-person and different-person pairs")
+    allowed = int(np.floor(far * len(different)))  # false accepts we may make
+    if allowed >= len(different):
+        threshold = float(different[-1])
+    else:
+        # Accept everything strictly below the (allowed+1)-th nearest different pair.
+        threshold = float(np.nextafter(different[allowed], -np.inf))
+    accepted_diff = int(np.searchsorted(different, threshold, side="right"))
+    tar = float(np.mean(distance[same] <= threshold))
+    return threshold, accepted_diff / len(different), tar
+
+
+def calibrate(gallery: Gallery, pairs_path: str | Path, images_dir: str | Path, *, far: float = 1e-3,
+              on_image: Callable[[ImageResult], None] | None = None) -> dict:
+    """Encode the pairs' images with the gallery's model, choose the threshold, record how."""
+    if not 0.0 < far < 1.0:
+        raise ValueError(f"far must be in (0, 1), got {far}")
+    pairs = read_pairs(pairs_path)
+    _, distance = evaluate_pairs(pairs, images_dir, flip=gallery.model.flip, device=gallery.device,
+                                 on_image=on_image)
+    same = np.array([p.same for p in pairs])
+    threshold, far_measured, tar = threshold_for_far(distance, same, far)
+    source = {
+        "method": "calibrate",
+        "pairs": str(pairs_path),
+        "pairs_count": len(pairs),
+        "far_target": far,
+        "far_measured": far_measured,
+        "tar_measured": tar,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    gallery.set_threshold(threshold, source)
+    return {"threshold": threshold, **source}

@@ -1,0 +1,367 @@
+"""The gallery: enroll people from one photo, verify a claimed identity (1:1), identify (1:K).
+
+    gallery = Gallery("office.db", create=True)
+    gallery.enroll("Alice", ["alice.jpg"])                # one photo is enough
+    gallery.verify("Alice", "door.jpg").match             # is this Alice?
+    gallery.identify("door.jpg")[0].faces[0].name         # who is this? None = nobody we know
+
+Embeddings are computed once, at enrollment, and stored with the model that
+made them; a query costs one encoder pass plus a search. A new person is added
+without retraining anything. Every photo a person has is used: a person's
+distance is that of their nearest stored embedding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import CnnkitError, NoFaceError
+from ...images import ImageInput
+from ..models import EmbeddingModel, embedding_model
+from ..thresholds import default_threshold
+from ..types import Face
+
+if TYPE_CHECKING:
+    from ..pipeline import ImageResult
+from .search import APPROXIMATE_FROM, INDEX_CHOICES, ExactIndex, Hit, HNSWIndex
+from .store import EmbeddingRecord, GalleryError, GalleryStore, Person
+
+log = logging.getLogger(__name__)
+
+#: Which face of an enrollment photo is the person: "auto" takes the largest face when it
+#: clearly dominates (twice the area of the next: a portrait with people in the background)
+#: and refuses a photo of several similar faces; "only" wants exactly one face; "largest"
+#: always takes the largest.
+PICK_CHOICES = ("auto", "only", "largest")
+DOMINANT_AREA_RATIO = 2.0
+
+
+@dataclass(frozen=True)
+class Candidate:
+    person_id: int
+    name: str
+    distance: float
+
+    def to_dict(self) -> dict:
+        return {"id": self.person_id, "name": self.name, "distance": round(self.distance, 4)}
+
+
+@dataclass(frozen=True)
+class Identification:
+    """The answer for one face: the best person, or None (unknown) when nobody is close enough."""
+
+    face: Face | None
+    person_id: int | None
+    name: str | None
+    distance: float | None
+    threshold: float
+    candidates: list[Candidate] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        out: dict = {}
+        if self.face is not None:
+            out["box"] = [round(float(v), 1) for v in self.face.box]
+        out.update({"name": self.name, "id": self.person_id,
+                    "distance": None if self.distance is None else round(self.distance, 4),
+                    "candidates": [c.to_dict() for c in self.candidates]})
+        return out
+
+
+@dataclass(frozen=True)
+class ImageIdentification:
+    image: str
+    faces: list[Identification] = field(default_factory=list)
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        if self.error is not None:
+            return {"image": self.image, "error": self.error}
+        return {"image": self.image, "faces": [f.to_dict() for f in self.faces]}
+
+
+@dataclass(frozen=True)
+class Verification:
+    match: bool
+    distance: float
+    threshold: float
+    person: Person
+    face: Face
+
+    def to_dict(self) -> dict:
+        return {"match": self.match, "distance": round(self.distance, 4), "threshold": self.threshold,
+                "person": self.person.to_dict(), "box": [round(float(v), 1) for v in self.face.box]}
+
+
+class Gallery:
+    """A stored gallery of people and their precomputed embeddings (one SQLite file)."""
+
+    def __init__(self, path: str | os.PathLike, *, create: bool = False, readonly: bool = False,
+                 index: str = "auto", device: str | None = None, flip: bool = True) -> None:
+        if index not in INDEX_CHOICES:
+            raise ValueError(f"index must be one of {INDEX_CHOICES}, got {index!r}")
+        self.store = GalleryStore(path, create=create, readonly=readonly)
+        self.path = self.store.path
+        self.index_kind = index
+        self.device = device
+        meta = self.store.meta()
+        if "model" in meta:
+            self.model = EmbeddingModel(encoder=meta["encoder"], version=meta["model_version"],
+                                        dim=int(meta["dim"]), flip=meta["flip"] == "1")
+            current = embedding_model(self.model.flip, self.model.encoder)
+            if current.version != self.model.version:
+                raise GalleryError(
+                    f"{self.path}: holds embeddings of {self.model.id} version {self.model.version}, but this "
+                    f"cnnkit computes version {current.version}; re-enroll into a new gallery "
+                    "(`cnnkit faces export` keeps the people and photos' sources)")
+        else:
+            self.model = embedding_model(flip)
+            if not self.store.readonly:
+                with self.store.write() as tx:
+                    self.store.set_meta(tx, model=self.model.id, encoder=self.model.encoder,
+                                        model_version=self.model.version, dim=str(self.model.dim),
+                                        flip="1" if self.model.flip else "0")
+        self._lock = threading.Lock()
+        self._index: ExactIndex | HNSWIndex | None = None
+        self._index_version: tuple[int, int] | None = None
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Gallery:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- settings -----------------------------------------------------------------------
+
+    @property
+    def threshold(self) -> float:
+        meta = self.store.meta()
+        if "threshold" in meta:
+            return float(meta["threshold"])
+        return default_threshold(self.model.encoder, flip=self.model.flip)
+
+    @property
+    def threshold_source(self) -> dict:
+        meta = self.store.meta()
+        if "threshold_source" in meta:
+            return json.loads(meta["threshold_source"])
+        return {"method": "default for the model (cnnkit/faces/thresholds.py: LFW View 1)"}
+
+    def set_threshold(self, value: float, source: dict) -> None:
+        if not 0.0 < value < 10.0:
+            raise ValueError(f"threshold must be a positive distance, got {value}")
+        with self.store.write() as tx:
+            self.store.set_meta(tx, threshold=repr(float(value)), threshold_source=json.dumps(source))
+
+    # -- people -------------------------------------------------------------------------
+
+    def people(self) -> list[Person]:
+        return self.store.people()
+
+    def resolve(self, who: str | int) -> Person:
+        """The person with this id (an int, or "#12"), or the one person with this name."""
+        if isinstance(who, int) or (isinstance(who, str) and who.startswith("#") and who[1:].isdigit()):
+            person_id = who if isinstance(who, int) else int(who[1:])
+            person = self.store.person(person_id)
+            if person is None:
+                raise GalleryError(f"no person with id {person_id} in {self.path}")
+            return person
+        matches = self.store.people(name=who)
+        if not matches:
+            raise GalleryError(f"nobody called {who!r} in {self.path}; `cnnkit faces people` lists who is there")
+        if len(matches) > 1:
+            ids = ", ".join(f"#{p.id}" for p in matches)
+            raise GalleryError(f"{len(matches)} people are called {who!r} ({ids}); say which by id, e.g. #{matches[0].id}")
+        return matches[0]
+
+    def remove(self, who: str | int) -> Person:
+        """Delete a person and every embedding of theirs (biometric data is removable)."""
+        person = self.resolve(who)
+        with self.store.write() as tx:
+            self.store.remove_person(tx, person.id)
+        return person
+
+    def rename(self, who: str | int, new_name: str) -> Person:
+        new_name = _clean_name(new_name)
+        person = self.resolve(who)
+        with self.store.write() as tx:
+            self.store.rename_person(tx, person.id, new_name)
+        return self.resolve(person.id)
+
+    # -- enrollment ---------------------------------------------------------------------
+
+    def enroll(self, name: str, images: Sequence[ImageInput], *, new_person: bool = False,
+               person_id: int | None = None, metadata: dict | None = None, pick: str = "auto",
+               on_image: Callable[[ImageResult], None] | None = None) -> Person:
+        """Add a person (or photos to an existing person) from one or more photos.
+
+        Each photo must show the person's face (see PICK_CHOICES for photos with
+        several). Nothing is stored unless every photo gives a face: the person
+        is written whole, in one transaction, or not at all.
+        """
+        if pick not in PICK_CHOICES:
+            raise ValueError(f"pick must be one of {PICK_CHOICES}, got {pick!r}")
+        if not images:
+            raise ValueError("enroll needs at least one photo")
+        from ..pipeline import embed_images
+
+        records = []
+        for result in embed_images(list(images), flip=self.model.flip, device=self.device, on_image=on_image):
+            records.append(_enrollment_record(result, pick))
+        return self.enroll_embeddings(name, records, new_person=new_person, person_id=person_id,
+                                      metadata=metadata)
+
+    def enroll_embeddings(self, name: str, records: Sequence[EmbeddingRecord], *, new_person: bool = False,
+                          person_id: int | None = None, metadata: dict | None = None,
+                          model: EmbeddingModel | None = None) -> Person:
+        """Store precomputed embeddings for a person (what `enroll` does after encoding)."""
+        name = _clean_name(name)
+        if model is not None and (model.id, model.version) != (self.model.id, self.model.version):
+            raise GalleryError(f"{self.path}: holds embeddings of {self.model.id} ({self.model.version}); "
+                               f"these come from {model.id} ({model.version}) and cannot be compared with them")
+        for rec in records:
+            if np.shape(rec.vector) != (self.model.dim,) or not np.isfinite(rec.vector).all():
+                raise GalleryError(f"embedding of shape {np.shape(rec.vector)} does not fit this gallery "
+                                   f"({self.model.id}: {self.model.dim} finite numbers)")
+        with self.store.write() as tx:
+            if person_id is not None:
+                existing = self.store.person(person_id)
+                if existing is None:
+                    raise GalleryError(f"no person with id {person_id} in {self.path}")
+                target = existing.id
+            else:
+                same_name = self.store.people(name=name)
+                if same_name and not new_person:
+                    if len(same_name) > 1:
+                        ids = ", ".join(f"#{p.id}" for p in same_name)
+                        raise GalleryError(f"{len(same_name)} people are called {name!r} ({ids}); "
+                                           "say which by id, or use --new-person")
+                    target = same_name[0].id
+                else:
+                    target = self.store.add_person(tx, name, metadata)
+            self.store.add_embeddings(tx, target, list(records), self.model.id, self.model.version)
+        return self.resolve(target)
+
+    # -- search -------------------------------------------------------------------------
+
+    def _current_index(self) -> ExactIndex | HNSWIndex:
+        version = self.store.version()
+        with self._lock:
+            if self._index is None or version != self._index_version:
+                ids, people, vectors = self.store.all_embeddings(self.model.dim)
+                use_hnsw = self.index_kind == "hnsw" or (self.index_kind == "auto" and len(ids) >= APPROXIMATE_FROM)
+                self._index = HNSWIndex(ids, people, vectors) if use_hnsw else ExactIndex(ids, people, vectors)
+                self._index_version = version
+            return self._index
+
+    def search(self, embeddings: np.ndarray, *, top_k: int = 3) -> list[list[Hit]]:
+        """The `top_k` nearest people for each embedding (nearest first)."""
+        if top_k < 1:
+            raise ValueError("top_k must be at least 1")
+        return self._current_index().search(np.asarray(embeddings, dtype=np.float32).reshape(-1, self.model.dim), top_k)
+
+    def identify_embeddings(self, embeddings: np.ndarray, *, top_k: int = 3,
+                            faces: Sequence[Face | None] | None = None) -> list[Identification]:
+        threshold = self.threshold
+        names = {p.id: p.name for p in self.store.people()}
+        out = []
+        for i, hits in enumerate(self.search(embeddings, top_k=top_k)):
+            candidates = [Candidate(h.person_id, names.get(h.person_id, "?"), h.distance) for h in hits]
+            best = candidates[0] if candidates else None
+            known = best is not None and best.distance <= threshold
+            out.append(Identification(
+                face=faces[i] if faces is not None else None,
+                person_id=best.person_id if known else None, name=best.name if known else None,
+                distance=best.distance if best else None, threshold=threshold, candidates=candidates))
+        return out
+
+    def identify(self, images: ImageInput | Sequence[ImageInput], *, top_k: int = 3,
+                 on_image: Callable[[ImageResult], None] | None = None) -> list[ImageIdentification]:
+        """Every face of every image: the best name, or None for a stranger, with runners-up."""
+        from ..pipeline import embed_images
+
+        batch = list(images) if isinstance(images, (list, tuple)) else [images]
+        out = []
+        for result in embed_images(batch, flip=self.model.flip, device=self.device, on_image=on_image):
+            if result.error is not None:
+                out.append(ImageIdentification(result.source, error=result.error))
+                continue
+            vectors = np.stack([f.embedding for f in result.faces]) if result.faces else np.zeros((0, self.model.dim))
+            answers = self.identify_embeddings(vectors, top_k=top_k, faces=result.faces) if result.faces else []
+            out.append(ImageIdentification(result.source, answers))
+        return out
+
+    def verify(self, who: str | int, image: ImageInput) -> Verification:
+        """Is the (largest) face in `image` the person `who`? Compares with all their photos."""
+        from ..pipeline import embed_images
+
+        person = self.resolve(who)
+        (result,) = list(embed_images([image], flip=self.model.flip, device=self.device))
+        if result.error is not None:
+            raise CnnkitError(result.error)
+        if not result.faces:
+            raise NoFaceError(f"{result.source}: no face found")
+        face = max(result.faces, key=lambda f: f.width * f.height)
+        vectors = np.stack([np.frombuffer(r["vector"], dtype="<f4") for r in self.store.embedding_rows(person.id)])
+        distance = float(np.linalg.norm(vectors - face.embedding[None], axis=1).min())
+        threshold = self.threshold
+        return Verification(distance <= threshold, distance, threshold, person, face)
+
+    # -- maintenance --------------------------------------------------------------------
+
+    def check(self) -> list[str]:
+        """Problems found in the file ([] when it is sound)."""
+        problems = self.store.integrity_check()
+        for row in self.store.connection().execute("SELECT DISTINCT model, model_version FROM embeddings"):
+            if (row[0], row[1]) != (self.model.id, self.model.version):
+                problems.append(f"embeddings of another model: {row[0]} {row[1]}")
+        return problems
+
+
+def _clean_name(name: str) -> str:
+    name = " ".join(str(name).split())
+    if not name:
+        raise GalleryError("a person needs a non-empty name")
+    if len(name) > 200:
+        raise GalleryError("names are limited to 200 characters")
+    return name
+
+
+def _sha256_of(source: ImageInput) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        try:
+            return hashlib.sha256(Path(source).read_bytes()).hexdigest()
+        except OSError:
+            return ""
+    if isinstance(source, (bytes, bytearray)):
+        return hashlib.sha256(source).hexdigest()
+    return ""
+
+
+def _enrollment_record(result: ImageResult, pick: str) -> EmbeddingRecord:
+    if result.error is not None:
+        raise CnnkitError(f"{result.error}; nothing was enrolled")
+    if not result.faces:
+        raise NoFaceError(f"{result.source}: no face found; nothing was enrolled")
+    faces = sorted(result.faces, key=lambda f: f.width * f.height, reverse=True)
+    face = faces[0]
+    ambiguous = len(faces) > 1 and (pick == "only" or (
+        pick == "auto" and face.width * face.height < DOMINANT_AREA_RATIO * faces[1].width * faces[1].height))
+    if ambiguous:
+        raise CnnkitError(f"{result.source}: {len(faces)} faces found; use a photo of the person alone, or "
+                          "--largest to take the largest face; nothing was enrolled")
+    return EmbeddingRecord(vector=face.embedding, source=result.source, box=face.box,
+                           source_sha256=_sha256_of(result.source) if Path(result.source).exists() else "")
+
