@@ -236,3 +236,39 @@ def test_hnsw_removals_are_filtered():
     assert index.search(vectors[:1], 1)[0][0].person_id == 0
     index.remove({1})
     assert index.search(vectors[:1], 1)[0][0].person_id != 0 and len(index) == 49
+
+
+def test_a_version_1_gallery_is_migrated(tmp_path):
+    from cnnkit.faces.gallery.store import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    MIGRATIONS[1](db)  # a gallery as cnnkit wrote it at schema 1
+    db.executemany("INSERT INTO meta VALUES (?, ?)", [("format", "cnnkit-gallery"), ("schema_version", "1")])
+    db.execute("INSERT INTO people (name, created_at) VALUES ('Old', 'then')")
+    db.close()
+    with Gallery(path) as g:
+        assert g.store.meta()["schema_version"] == str(SCHEMA_VERSION)
+        assert [p.name for p in g.people()] == ["Old"]
+        tables = {r[0] for r in g.store.connection().execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert "api_keys" in tables
+
+
+@pytest.mark.parametrize("index", ["exact", "hnsw"])
+def test_index_follows_enrollments_and_removals_incrementally(tmp_path, index):
+    rng = np.random.default_rng(12)
+    writer = Gallery(tmp_path / "g.db", create=True)
+    reader = Gallery(tmp_path / "g.db", index=index)
+    vecs = unit(rng, 6)
+    for i in range(3):
+        writer.enroll_embeddings(f"p{i}", records(vecs[i:i + 1]))
+    assert [reader.identify_embeddings(v)[0].name for v in vecs[:3]] == ["p0", "p1", "p2"]
+    first = reader._index
+    writer.enroll_embeddings("p3", records(vecs[3:4]))
+    writer.enroll_embeddings("p0", records(vecs[4:5]))  # a second photo of p0
+    writer.remove("p1")
+    assert reader.identify_embeddings(vecs[3])[0].name == "p3"
+    assert reader.identify_embeddings(vecs[4])[0].name == "p0"
+    assert reader.identify_embeddings(vecs[1])[0].name is None
+    assert reader._index is first  # updated in place, not rebuilt
+    assert len(reader._index) == 4

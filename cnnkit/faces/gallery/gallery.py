@@ -257,14 +257,35 @@ class Gallery:
     # -- search -------------------------------------------------------------------------
 
     def _current_index(self) -> ExactIndex | HNSWIndex:
+        """The search index, brought up to date with the file (incrementally where it can)."""
         version = self.store.version()
         with self._lock:
-            if self._index is None or version != self._index_version:
-                ids, people, vectors = self.store.all_embeddings(self.model.dim)
-                use_hnsw = self.index_kind == "hnsw" or (self.index_kind == "auto" and len(ids) >= APPROXIMATE_FROM)
-                self._index = HNSWIndex(ids, people, vectors) if use_hnsw else ExactIndex(ids, people, vectors)
-                self._index_version = version
+            if self._index is not None and version == self._index_version:
+                return self._index
+            if self._index is None or self._wrong_kind(len(self._index)) or self._index.stale_fraction > 0.2:
+                ids, people, vectors = self.store.embeddings_after(self.model.dim)
+                self._index = self._new_index(ids, people, vectors)
+            else:
+                # New embeddings are added; removed ones are dropped (HNSW: skipped until a rebuild).
+                known_max = int(self._index.embedding_ids.max()) if len(self._index.embedding_ids) else 0
+                present = set(self.store.embedding_ids(known_max).tolist())
+                gone = set(self._index.embedding_ids.tolist()) - present
+                if isinstance(self._index, HNSWIndex):
+                    gone -= {int(self._index.embedding_ids[r]) for r in self._index.removed}
+                if gone:
+                    self._index.remove(gone)
+                self._index.add(*self.store.embeddings_after(self.model.dim, known_max))
+            self._index_version = version
             return self._index
+
+    def _wants_hnsw(self, size: int) -> bool:
+        return self.index_kind == "hnsw" or (self.index_kind == "auto" and size >= APPROXIMATE_FROM)
+
+    def _wrong_kind(self, size: int) -> bool:
+        return self._wants_hnsw(size) != isinstance(self._index, HNSWIndex)
+
+    def _new_index(self, ids: np.ndarray, people: np.ndarray, vectors: np.ndarray) -> ExactIndex | HNSWIndex:
+        return HNSWIndex(ids, people, vectors) if self._wants_hnsw(len(ids)) else ExactIndex(ids, people, vectors)
 
     def search(self, embeddings: np.ndarray, *, top_k: int = 3) -> list[list[Hit]]:
         """The `top_k` nearest people for each embedding (nearest first)."""

@@ -46,13 +46,30 @@ class ExactIndex:
     """All embeddings in one float32 matrix; squared distances by one matrix product per batch."""
 
     def __init__(self, embedding_ids: np.ndarray, person_ids: np.ndarray, vectors: np.ndarray) -> None:
-        self.embedding_ids = embedding_ids
-        self.person_ids = person_ids
+        self.embedding_ids = embedding_ids.astype(np.int64)
+        self.person_ids = person_ids.astype(np.int64)
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self.norms = (self.vectors ** 2).sum(1)
 
     def __len__(self) -> int:
         return len(self.vectors)
+
+    def add(self, embedding_ids: np.ndarray, person_ids: np.ndarray, vectors: np.ndarray) -> None:
+        if len(vectors):
+            vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+            self.embedding_ids = np.concatenate([self.embedding_ids, embedding_ids.astype(np.int64)])
+            self.person_ids = np.concatenate([self.person_ids, person_ids.astype(np.int64)])
+            self.vectors = np.concatenate([self.vectors, vectors])
+            self.norms = np.concatenate([self.norms, (vectors ** 2).sum(1)])
+
+    def remove(self, embedding_ids: set[int]) -> None:
+        keep = ~np.isin(self.embedding_ids, np.fromiter(embedding_ids, np.int64))
+        self.embedding_ids, self.person_ids = self.embedding_ids[keep], self.person_ids[keep]
+        self.vectors, self.norms = self.vectors[keep], self.norms[keep]
+
+    @property
+    def stale_fraction(self) -> float:
+        return 0.0
 
     def search(self, queries: np.ndarray, k: int) -> list[list[Hit]]:
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.vectors.shape[1])
@@ -96,6 +113,11 @@ class HNSWIndex:
 
     def __len__(self) -> int:
         return len(self.embedding_ids) - len(self.removed)
+
+    @property
+    def stale_fraction(self) -> float:
+        """Share of the graph's rows that are removed embeddings (rebuild when it grows large)."""
+        return len(self.removed) / max(len(self.embedding_ids), 1)
 
     @property
     def ef_search(self) -> int:

@@ -25,7 +25,7 @@ import numpy as np
 from ...errors import CnnkitError
 
 FORMAT = "cnnkit-gallery"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 30.0
 
 
@@ -70,8 +70,22 @@ def _create_v1(db: sqlite3.Connection) -> None:
     """)
 
 
+def _add_api_keys_v2(db: sqlite3.Connection) -> None:
+    # API keys of the HTTP service: only a hash of each key is kept.
+    _execute_script(db, """
+        CREATE TABLE api_keys (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            key_hash TEXT NOT NULL UNIQUE,
+            role TEXT NOT NULL CHECK (role IN ('read', 'write')),
+            label TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            revoked_at TEXT
+        )
+    """)
+
+
 #: schema version -> the step that brings a gallery from the version before up to it.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _create_v1}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _create_v1, 2: _add_api_keys_v2}
 
 
 @dataclass(frozen=True)
@@ -273,15 +287,20 @@ class GalleryStore:
 
     # -- embeddings -----------------------------------------------------------------
 
-    def all_embeddings(self, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(embedding ids, person ids, vectors (N, dim) float32), ordered by embedding id."""
-        rows = self.connection().execute("SELECT id, person_id, vector FROM embeddings ORDER BY id").fetchall()
+    def embeddings_after(self, dim: int, after_id: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(embedding ids, person ids, vectors (N, dim) float32) with id > after_id, by id."""
+        rows = self.connection().execute(
+            "SELECT id, person_id, vector FROM embeddings WHERE id > ? ORDER BY id", (after_id,)).fetchall()
         if not rows:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         people = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
         vectors = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(len(rows), dim)
         return ids, people, vectors.astype(np.float32)
+
+    def embedding_ids(self, up_to: int) -> np.ndarray:
+        rows = self.connection().execute("SELECT id FROM embeddings WHERE id <= ?", (up_to,)).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def embedding_rows(self, person_id: int | None = None) -> list[dict]:
         query = ("SELECT id, person_id, vector, model, model_version, source, source_sha256, box, created_at "
