@@ -41,6 +41,8 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
                         help="encode each face once (default: average with its mirror image)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per detector batch (default 32)")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    parser.add_argument("--encoder", default="dlib-resnet-v1",
+                        help="encoder: a weights name or the folder of a saved encoder (default dlib-resnet-v1)")
     parser.add_argument("--min-face-size", type=float, default=MIN_FACE_SIZE,
                         help="smallest face to look for, in pixels (default 40; the detector works down to 20)")
 
@@ -52,7 +54,7 @@ def run_embed(args: argparse.Namespace) -> int:
     with progress_bar(total=len(args.images), unit="img", desc="embed") as bar:
         for result in embed_images(args.images, flip=args.flip, batch_size=args.batch_size,
                                    settings=DetectorSettings(min_face_size=args.min_face_size),
-                                   device=args.device, on_image=lambda _: bar.update()):
+                                   encoder=args.encoder, device=args.device, on_image=lambda _: bar.update()):
             results.append(result)
     if args.json:
         json.dump([r.to_dict() for r in results], sys.stdout)
@@ -79,7 +81,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     with progress_bar(total=n_images, unit="img", desc="evaluate") as bar:
         report, distance = evaluate_pairs(pairs, args.images, flip=args.flip, batch_size=args.batch_size,
                                           threshold=args.threshold, device=args.device,
-                                          min_face_size=args.min_face_size,
+                                          min_face_size=args.min_face_size, encoder=args.encoder,
                                           on_image=lambda _: bar.update())
     data = report.to_dict()
     data["pairs_file"] = str(args.pairs)

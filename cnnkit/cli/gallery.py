@@ -30,6 +30,8 @@ def add_actions(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--largest", action="store_true",
                    help="take the largest face of photos with several (by default only a clearly dominant one is)")
     p.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE", help="metadata to keep (repeatable)")
+    p.add_argument("--encoder", help="for a new gallery: a weights name or a saved encoder's folder "
+                   "(default dlib-resnet-v1); an existing gallery uses its own")
     p.add_argument("--device", default="auto")
     p.set_defaults(run=run_enroll)
 
@@ -93,7 +95,8 @@ def run_enroll(args: argparse.Namespace) -> int:
         if not sep or not key:
             raise ValueError(f"--meta wants KEY=VALUE, got {item!r}")
         metadata[key] = value
-    with _open(args, create=True) as gallery, progress_bar(total=len(args.images), unit="img", desc="enroll") as bar:
+    with _open(args, create=True, encoder=args.encoder) as gallery, \
+            progress_bar(total=len(args.images), unit="img", desc="enroll") as bar:
         person = gallery.enroll(args.name, args.images, new_person=args.new_person, person_id=args.id,
                                 metadata=metadata or None, pick="largest" if args.largest else "auto",
                                 on_image=lambda _: bar.update())

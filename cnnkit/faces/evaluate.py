@@ -131,6 +131,7 @@ def evaluate_pairs(
     threshold: float | None = None,
     device: str | None = None,
     min_face_size: float = MIN_FACE_SIZE,
+    encoder: str = DEFAULT_ENCODER,
     on_image: Callable[[ImageResult], None] | None = None,
 ) -> tuple[VerificationReport, np.ndarray]:
     """Run the pipeline over every image of `pairs`; return the report and the pair distances."""
@@ -151,6 +152,7 @@ def evaluate_pairs(
     for rel, result in zip(unique, embed_images((images_dir / rel for rel in unique), select="center",
                                                 flip=flip, batch_size=batch_size, fallback=fallback,
                                                 settings=DetectorSettings(min_face_size=min_face_size),
+                                                encoder=encoder,
                                                 device=device, on_image=on_image)):
         if result.error:
             errors[rel] = result.error
@@ -193,6 +195,7 @@ def evaluate_pairs(
         fold_accuracies=[float(a) for a in fold_accs],
         fold_thresholds=[float(t) for t in fold_thresholds],
         threshold_protocol=protocol,
+        encoder=encoder,
         settings={"flip": flip, "batch_size": batch_size, "device": str(device or "auto"),
                   "min_face_size": min_face_size,
                   "select": "center", "no_face": "centre box refined by MTCNN's O-Net"},

@@ -36,9 +36,13 @@ def load_detector(device: str | torch.device | None = None):
     return _load_detector(str(resolve_device(device)))
 
 
-def load_encoder(device: str | torch.device | None = None):
-    """The dlib ResNet encoder on `device`, in eval mode (loaded once per device)."""
-    return _load_encoder(str(resolve_device(device)))
+def load_encoder(device: str | torch.device | None = None, encoder: str = DEFAULT_ENCODER):
+    """An encoder on `device`, in eval mode, loaded once per device.
+
+    `encoder` is a registry name (default: dlib's ResNet) or the path of a saved
+    encoder folder (see saved_encoder.py).
+    """
+    return _load_encoder(str(resolve_device(device)), encoder_spec(encoder).ref)
 
 
 @functools.lru_cache(maxsize=4)
@@ -50,13 +54,45 @@ def _load_detector(device: str):
     return model.eval().to(device)
 
 
-@functools.lru_cache(maxsize=4)
-def _load_encoder(device: str):
+@functools.lru_cache(maxsize=8)
+def _load_encoder(device: str, ref: str):
+    if ref != DEFAULT_ENCODER:
+        from .saved_encoder import load_saved_encoder
+
+        return load_saved_encoder(ref, device)
     from .encoder import DlibResNet
 
     model = DlibResNet()
     model.load_state_dict(load_state_dict(DEFAULT_ENCODER))
     return model.eval().to(device)
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """Which encoder, in a form galleries can store: `ref` is the registry name or the saved folder's path."""
+
+    ref: str
+    version: str  # the weights' sha256 (first 12 hex digits) and the alignment version
+    dim: int
+    chip_size: int
+
+
+@functools.lru_cache(maxsize=16)
+def encoder_spec(encoder: str = DEFAULT_ENCODER) -> EncoderSpec:
+    from ..errors import WeightsError
+    from ..weights import get_spec
+    from .saved_encoder import is_saved_encoder, read_config
+
+    if encoder == DEFAULT_ENCODER:
+        spec = get_spec(encoder)
+        return EncoderSpec(encoder, f"{spec.members[0].sha256[:12]}-{ALIGNMENT_VERSION}", spec.embedding_size or 128,
+                           (spec.input_size or (3, 150, 150))[-1])
+    if is_saved_encoder(encoder):
+        config = read_config(encoder)
+        return EncoderSpec(str(config.path), f"{config.sha256[:12]}-{ALIGNMENT_VERSION}", config.embedding_dim,
+                           config.chip_size)
+    raise WeightsError(f"unknown encoder {encoder!r}: give {DEFAULT_ENCODER!r} or the folder of a saved encoder "
+                       "(with config.json and model.safetensors)")
 
 
 @dataclass(frozen=True)
@@ -74,7 +110,8 @@ class EmbeddingModel:
 
     @property
     def id(self) -> str:
-        return f"{self.encoder}+flip" if self.flip else self.encoder
+        name = self.encoder if self.encoder == DEFAULT_ENCODER else f"saved:{self.encoder.rstrip('/').rsplit('/', 1)[-1]}"
+        return f"{name}+flip" if self.flip else name
 
 
 #: Bumped whenever the alignment (template, sampling) changes the chips.
@@ -82,8 +119,5 @@ ALIGNMENT_VERSION = "align1"
 
 
 def embedding_model(flip: bool = True, encoder: str = DEFAULT_ENCODER) -> EmbeddingModel:
-    from ..weights import get_spec
-
-    spec = get_spec(encoder)
-    return EmbeddingModel(encoder=encoder, version=f"{spec.members[0].sha256[:12]}-{ALIGNMENT_VERSION}",
-                          dim=spec.embedding_size or 128, flip=flip)
+    spec = encoder_spec(encoder)
+    return EmbeddingModel(encoder=spec.ref, version=spec.version, dim=spec.dim, flip=flip)

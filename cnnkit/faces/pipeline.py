@@ -21,7 +21,7 @@ import torch
 from ..errors import CnnkitError
 from ..images import ImageInput, load_image
 from .align import CHIP_SIZE, chip_transforms, image_to_tensor, warp_chips
-from .models import load_detector, load_encoder, resolve_device
+from .models import DEFAULT_ENCODER, encoder_spec, load_detector, load_encoder, resolve_device
 from .settings import DetectorSettings
 from .types import Face
 
@@ -98,29 +98,30 @@ def chips_for_faces(image: np.ndarray, faces: Sequence[Face], *, device: str | t
 
 @torch.inference_mode()
 def encode_chips(chips: torch.Tensor | np.ndarray, *, flip: bool = True, batch_size: int = 64,
-                 device: str | torch.device | None = None) -> np.ndarray:
-    """Embeddings (N, 128) float32 of aligned chips.
+                 device: str | torch.device | None = None, encoder: str = DEFAULT_ENCODER) -> np.ndarray:
+    """Embeddings (N, D) float32 of aligned chips (D = 128 for the default encoder).
 
     `chips`: uint8 (N, H, W, 3) numpy, or float (N, 3, H, W) 0-255. With `flip`,
     each embedding is the mean of the chip's and its mirror image's (test-time
     augmentation; dlib's own "jitter" averaging is the same idea).
     """
     dev = resolve_device(device)
-    encoder = load_encoder(dev)
+    dim = encoder_spec(encoder).dim
+    model = load_encoder(dev, encoder)
     if isinstance(chips, np.ndarray):
         if chips.ndim != 4 or chips.shape[3] != 3:
             raise ValueError(f"chips must be (N, H, W, 3) uint8, got {chips.shape}")
         chips = torch.from_numpy(np.ascontiguousarray(chips)).permute(0, 3, 1, 2).float()
     if len(chips) == 0:
-        return np.zeros((0, 128), dtype=np.float32)
+        return np.zeros((0, dim), dtype=np.float32)
     out = []
     for start in range(0, len(chips), batch_size):
         batch = chips[start:start + batch_size].to(dev, torch.float32)
         if flip:
-            both = encoder(torch.cat([batch, batch.flip(-1)]))
+            both = model(torch.cat([batch, batch.flip(-1)]))
             emb = (both[: len(batch)] + both[len(batch):]) / 2
         else:
-            emb = encoder(batch)
+            emb = model(batch)
         out.append(emb.float().cpu())
     return torch.cat(out).numpy()
 
@@ -153,6 +154,7 @@ def embed_images(
     settings: DetectorSettings = DetectorSettings(),
     fallback: Callable[[np.ndarray], list[Face]] | None = None,
     device: str | torch.device | None = None,
+    encoder: str = DEFAULT_ENCODER,
     threads: int = 2,
     on_image: Callable[[ImageResult], None] | None = None,
 ) -> Iterator[ImageResult]:
@@ -173,13 +175,13 @@ def embed_images(
             loaded = [f.result() for f in pending]
             pending = [pool.submit(_load, item) for item in islice(iterator, batch_size)]
             for result in _process_batch(loaded, select=select, flip=flip, settings=settings,
-                                         fallback=fallback, device=dev):
+                                         fallback=fallback, device=dev, encoder=encoder):
                 if on_image is not None:
                     on_image(result)
                 yield result
 
 
-def _process_batch(loaded, *, select, flip, settings, fallback, device) -> list[ImageResult]:
+def _process_batch(loaded, *, select, flip, settings, fallback, device, encoder) -> list[ImageResult]:
     results = [ImageResult(source=name, error=error,
                            size=None if img is None else (img.shape[1], img.shape[0]))
                for name, img, error in loaded]
@@ -193,10 +195,10 @@ def _process_batch(loaded, *, select, flip, settings, fallback, device) -> list[
         faces = select_faces(faces, results[i].size, select)
         results[i].faces = faces
         if faces:
-            chips.append(chips_for_faces(image, faces, device=device))
+            chips.append(chips_for_faces(image, faces, device=device, size=encoder_spec(encoder).chip_size))
             owners.extend((i, k) for k in range(len(faces)))
     if chips:
-        embeddings = encode_chips(torch.cat(chips), flip=flip, device=device)
+        embeddings = encode_chips(torch.cat(chips), flip=flip, device=device, encoder=encoder)
         for (i, k), emb in zip(owners, embeddings):
             results[i].faces[k] = replace(results[i].faces[k], embedding=emb)
     return results

@@ -8,6 +8,9 @@ tuned on View 2. A gallery can record its own (see `cnnkit faces calibrate`).
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from .models import DEFAULT_ENCODER
 
 # (encoder name, flip averaging) -> threshold
@@ -18,7 +21,14 @@ THRESHOLDS: dict[tuple[str, bool], float] = {
 
 
 def default_threshold(encoder: str = DEFAULT_ENCODER, *, flip: bool = True) -> float:
-    try:
+    """The table's threshold, or the one a saved encoder's config.json records (set by its training)."""
+    if (encoder, flip) in THRESHOLDS:
         return THRESHOLDS[(encoder, flip)]
-    except KeyError:
-        raise ValueError(f"no default threshold for encoder {encoder!r}; give one explicitly") from None
+    from .saved_encoder import is_saved_encoder
+
+    if is_saved_encoder(encoder):
+        config = json.loads((Path(encoder) / "config.json").read_text())
+        if "threshold" in config:
+            return float(config["threshold"])
+    raise ValueError(f"no default threshold for encoder {encoder!r}; calibrate one "
+                     "(`cnnkit faces calibrate`) or give it explicitly")

@@ -41,7 +41,7 @@ def calibrate(gallery: Gallery, pairs_path: str | Path, images_dir: str | Path, 
         raise ValueError(f"far must be in (0, 1), got {far}")
     pairs = read_pairs(pairs_path)
     _, distance = evaluate_pairs(pairs, images_dir, flip=gallery.model.flip, device=gallery.device,
-                                 on_image=on_image)
+                                 encoder=gallery.model.encoder, on_image=on_image)
     same = np.array([p.same for p in pairs])
     threshold, far_measured, tar = threshold_for_far(distance, same, far)
     source = {

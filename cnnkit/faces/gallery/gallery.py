@@ -27,7 +27,7 @@ import numpy as np
 
 from ...errors import CnnkitError, NoFaceError
 from ...images import ImageInput
-from ..models import EmbeddingModel, embedding_model
+from ..models import DEFAULT_ENCODER, EmbeddingModel, embedding_model
 from ..thresholds import default_threshold
 from ..types import Face
 
@@ -106,7 +106,14 @@ class Gallery:
     """A stored gallery of people and their precomputed embeddings (one SQLite file)."""
 
     def __init__(self, path: str | os.PathLike, *, create: bool = False, readonly: bool = False,
-                 index: str = "auto", device: str | None = None, flip: bool = True) -> None:
+                 index: str = "auto", device: str | None = None, flip: bool = True,
+                 encoder: str | None = None) -> None:
+        """Open (or with `create`, make) the gallery at `path`.
+
+        A new gallery records the encoder (`encoder`: a registry name or a saved
+        encoder's folder; default dlib's ResNet) and `flip`; an existing one uses
+        what it recorded, and refuses an `encoder` that differs.
+        """
         if index not in INDEX_CHOICES:
             raise ValueError(f"index must be one of {INDEX_CHOICES}, got {index!r}")
         self.store = GalleryStore(path, create=create, readonly=readonly)
@@ -117,14 +124,19 @@ class Gallery:
         if "model" in meta:
             self.model = EmbeddingModel(encoder=meta["encoder"], version=meta["model_version"],
                                         dim=int(meta["dim"]), flip=meta["flip"] == "1")
-            current = embedding_model(self.model.flip, self.model.encoder)
+            if encoder is not None and embedding_model(self.model.flip, encoder).encoder != self.model.encoder:
+                raise GalleryError(f"{self.path}: holds embeddings of {self.model.id}, not of {encoder}")
+            try:
+                current = embedding_model(self.model.flip, self.model.encoder)
+            except CnnkitError as exc:
+                raise GalleryError(f"{self.path}: its encoder {self.model.encoder} cannot be loaded ({exc})") from None
             if current.version != self.model.version:
                 raise GalleryError(
                     f"{self.path}: holds embeddings of {self.model.id} version {self.model.version}, but this "
                     f"cnnkit computes version {current.version}; re-enroll into a new gallery "
                     "(`cnnkit faces export` keeps the people and photos' sources)")
         else:
-            self.model = embedding_model(flip)
+            self.model = embedding_model(flip, encoder or DEFAULT_ENCODER)
             if not self.store.readonly:
                 with self.store.write() as tx:
                     self.store.set_meta(tx, model=self.model.id, encoder=self.model.encoder,
@@ -218,7 +230,8 @@ class Gallery:
         from ..pipeline import embed_images
 
         records = []
-        for result in embed_images(list(images), flip=self.model.flip, device=self.device, on_image=on_image):
+        for result in embed_images(list(images), flip=self.model.flip, device=self.device,
+                                   encoder=self.model.encoder, on_image=on_image):
             records.append(_enrollment_record(result, pick))
         return self.enroll_embeddings(name, records, new_person=new_person, person_id=person_id,
                                       metadata=metadata)
@@ -315,7 +328,8 @@ class Gallery:
 
         batch = list(images) if isinstance(images, (list, tuple)) else [images]
         out = []
-        for result in embed_images(batch, flip=self.model.flip, device=self.device, on_image=on_image):
+        for result in embed_images(batch, flip=self.model.flip, device=self.device, encoder=self.model.encoder,
+                                   on_image=on_image):
             if result.error is not None:
                 out.append(ImageIdentification(result.source, error=result.error))
                 continue
@@ -329,7 +343,7 @@ class Gallery:
         from ..pipeline import embed_images
 
         person = self.resolve(who)
-        (result,) = list(embed_images([image], flip=self.model.flip, device=self.device))
+        (result,) = list(embed_images([image], flip=self.model.flip, device=self.device, encoder=self.model.encoder))
         if result.error is not None:
             raise CnnkitError(result.error)
         if not result.faces:
