@@ -64,10 +64,17 @@ def one_run(path: Path, images: Path, rng: np.random.Generator) -> dict:
         proc = subprocess.Popen([sys.executable, "-c", WORKER, str(path), str(images)], stdout=subprocess.PIPE,
                                 text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        time.sleep(float(rng.uniform(0.2, 4.0)))
+        # Kill at a random moment that scales with the machine's speed: after a random number of
+        # reported enrollments, a random fraction of the way into the next one (on a loaded machine
+        # a fixed delay would often kill before the first enrollment).
+        lines, start = [], time.perf_counter()
+        for _ in range(int(rng.integers(0, 6))):
+            lines.append(proc.stdout.readline())
+        per_person = (time.perf_counter() - start) / max(len(lines), 1) if lines else 1.0
+        time.sleep(float(rng.uniform(0.0, 1.0)) * per_person)
         proc.send_signal(signal.SIGKILL)
         out, _ = proc.communicate()
-        reported += [line.split(" ", 1)[1] for line in out.splitlines() if line.startswith("enrolled ")]
+        reported += [line.split(" ", 1)[1].strip() for line in lines + out.splitlines() if line.startswith("enrolled ")]
     with Gallery(path) as gallery:
         problems = gallery.check()
         people = gallery.people()

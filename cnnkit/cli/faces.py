@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..faces.settings import MIN_FACE_SIZE
-from . import gallery
+from . import distributed, gallery, train, watch
 from .progress import progress_bar
 
 
@@ -34,6 +34,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     ev.set_defaults(run=run_evaluate)
 
     gallery.add_actions(sub)
+    distributed.add_actions(sub)
+    watch.add_actions(sub)
+    train.add_actions(sub)
 
 
 def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:

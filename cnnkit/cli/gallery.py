@@ -19,7 +19,8 @@ def add_actions(sub: argparse._SubParsersAction) -> None:
     def gallery_parser(name: str, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help)
         p.add_argument("--gallery", default=os.environ.get("CNNKIT_GALLERY"), required="CNNKIT_GALLERY" not in os.environ,
-                       help="gallery file (SQLite; default $CNNKIT_GALLERY)")
+                       help="gallery: a SQLite file, milvus://HOST:PORT/COLLECTION or milvus-lite://PATH.db "
+                            "(default $CNNKIT_GALLERY)")
         return p
 
     p = gallery_parser("enroll", "add a person (or photos of a person) from one or more photos")

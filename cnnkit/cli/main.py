@@ -8,7 +8,7 @@ import sys
 
 from .. import __version__
 from ..errors import CnnkitError
-from . import demo, faces, weights
+from . import demo, faces, ndconv, serve, style, visualize, weights
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,7 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cnnkit {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (to stderr)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (weights, faces, demo):
+    for module in (weights, faces, style, visualize, ndconv, serve, demo):
         module.add_parser(commands)
     return parser
 

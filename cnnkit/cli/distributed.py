@@ -1,0 +1,79 @@
+"""`cnnkit faces enroll-tree` (a photo tree, on Ray) and `cnnkit faces migrate` (between gallery backends).
+
+A gallery location is a file path (SQLite), `milvus://HOST:PORT/COLLECTION`
+(a Milvus server or cluster) or `milvus-lite://PATH.db` (Milvus Lite).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from .progress import progress_bar
+
+
+def add_actions(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("enroll-tree", help="enroll every photo of ROOT/<person>/<photos> (on Ray; resumable)")
+    p.add_argument("root", metavar="ROOT", help="a folder with one folder of photos per person")
+    p.add_argument("--gallery", default=os.environ.get("CNNKIT_GALLERY"), required="CNNKIT_GALLERY" not in os.environ,
+                   help="gallery: a SQLite file, milvus://HOST:PORT/COLLECTION or milvus-lite://PATH.db "
+                        "(default $CNNKIT_GALLERY)")
+    p.add_argument("--engine", choices=["ray", "local"], default="ray",
+                   help="ray (default: a local Ray, or --address) or local (this process only)")
+    p.add_argument("--address", help="a Ray cluster to run on, e.g. ray://head:10001 or auto (default: start a local one)")
+    p.add_argument("--workers", type=int, help="Ray workers (default: one per CPU Ray sees)")
+    p.add_argument("--batch-size", type=int, default=32, help="photos per worker batch (default 32)")
+    p.add_argument("--largest", action="store_true",
+                   help="take the largest face of photos with several (by default only a clearly dominant one is)")
+    p.add_argument("--encoder", help="for a new gallery: a weights name or a saved encoder's folder")
+    p.add_argument("--report", metavar="OUT.json", help="write the report (counts, failed photos and why) as JSON")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(run=run_enroll_tree)
+
+    p = sub.add_parser("migrate", help="copy a gallery to another backend (e.g. SQLite -> Milvus) without loss")
+    p.add_argument("--from", dest="source", required=True, metavar="G1", help="the gallery to copy")
+    p.add_argument("--to", dest="target", required=True, metavar="G2", help="a new (empty) gallery")
+    p.set_defaults(run=run_migrate)
+
+
+def run_enroll_tree(args: argparse.Namespace) -> int:
+    from ..faces.enroll_tree import enroll_tree
+    from ..faces.gallery import Gallery
+
+    with Gallery(args.gallery, create=True, encoder=args.encoder, device=args.device) as gallery, \
+            progress_bar(unit="photo", desc="enroll-tree") as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+        report = enroll_tree(gallery, args.root, engine=args.engine, address=args.address, workers=args.workers,
+                             batch_size=args.batch_size, pick="largest" if args.largest else "auto",
+                             device=args.device, on_progress=progress)
+    if args.report:
+        with open(args.report, "w") as fh:
+            json.dump(report.to_dict(), fh, indent=1)
+    print(f"enrolled {report.enrolled} photo(s) ({report.people_added} new people) into {args.gallery} in "
+          f"{report.seconds:.1f} s on {report.engine} ({report.workers} worker(s)); {report.already_enrolled} "
+          f"already enrolled, {report.duplicates} duplicate(s), {len(report.failed)} failed")
+    for failure in report.failed[:20]:
+        print(f"  failed: {failure['photo']}: {failure['error']}", file=sys.stderr)
+    if len(report.failed) > 20:
+        more = f"see {args.report}" if args.report else "--report FILE lists them all"
+        print(f"  ... and {len(report.failed) - 20} more ({more})", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+def run_migrate(args: argparse.Namespace) -> int:
+    from ..faces.gallery import Gallery
+    from ..faces.gallery.migrate import migrate_gallery
+
+    with Gallery(args.source, readonly=True) as source:
+        with Gallery(args.target, create=True, encoder=source.model.encoder, flip=source.model.flip) as target, \
+                progress_bar(total=len(source.people()), unit="person", desc="migrate") as bar:
+            counts = migrate_gallery(source, target, on_people=bar.update)
+    print(f"migrated {counts['people']} people, {counts['embeddings']} embeddings from {args.source} to "
+          f"{args.target} (checked: same contents)")
+    return 0

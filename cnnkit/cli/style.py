@@ -1,0 +1,174 @@
+"""`cnnkit style CONTENT STYLE [STYLE ...] -o OUT.png`: neural style transfer."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+from ..style.color import PRESERVE_COLOR_CHOICES
+from ..style.settings import (DEFAULT_CONTENT_LAYER, INIT_CHOICES, OPTIMIZER_CHOICES, StyleSettings,
+                              parse_layer_weights)
+from .progress import progress_bar
+
+_DEFAULTS = StyleSettings()
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "style", help="paint a photo in the style of one or more paintings (Gatys et al.)",
+        description="Neural style transfer: optimise the pixels of OUT so that its VGG19 features match "
+                    "CONTENT (at --content-layer) and the Gram matrices match the STYLE images.")
+    parser.add_argument("content", metavar="CONTENT", help="the photo (any format load_image reads)")
+    parser.add_argument("styles", nargs="+", metavar="STYLE", help="style image(s); several are blended")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT.png",
+                        help="output PNG; the cost log goes to OUT.json")
+    add_options(parser)
+    parser.set_defaults(run=run_style)
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    d = _DEFAULTS
+    parser.add_argument("--size", type=int, default=d.size, help=f"long edge of the output, px (default {d.size})")
+    parser.add_argument("--steps", type=int, default=d.steps,
+                        help=f"optimizer steps at the final size (default {d.steps})")
+    parser.add_argument("--content-weight", type=float, default=d.content_weight, metavar="ALPHA",
+                        help=f"alpha, weight of the content cost (default {d.content_weight:g})")
+    parser.add_argument("--style-weight", type=float, default=d.style_weight, metavar="BETA",
+                        help=f"beta, weight of the style cost (default {d.style_weight:g})")
+    parser.add_argument("--style-layer-weights", type=parse_layer_weights, metavar="LAYER=W,...",
+                        help="lambda per style layer, e.g. conv1_1=0.2,conv2_1=0.2,conv3_1=0.2,conv4_1=0.2,conv5_1=0.2 "
+                             "(default: conv1_1..conv5_1 weighted 1/n_C^2, summing to 1)")
+    parser.add_argument("--content-layer", default=DEFAULT_CONTENT_LAYER,
+                        help=f"VGG19 layer of the content cost (default {DEFAULT_CONTENT_LAYER})")
+    parser.add_argument("--tv-weight", type=float, default=d.tv_weight,
+                        help="weight of the total-variation cost (default 0: off)")
+    parser.add_argument("--init", choices=INIT_CHOICES, default=d.init, help=f"starting image (default {d.init})")
+    parser.add_argument("--optimizer", choices=OPTIMIZER_CHOICES, default=d.optimizer,
+                        help=f"default {d.optimizer}")
+    parser.add_argument("--lr", type=float, dest="learning_rate",
+                        help="step size (default 1 for lbfgs, 0.02 for adam: pixels are 0-1)")
+    parser.add_argument("--style-blend", type=float, nargs="+", metavar="W",
+                        help="one weight per STYLE image (default: equal)")
+    parser.add_argument("--preserve-color", nargs="?", const="luminance", choices=PRESERVE_COLOR_CHOICES,
+                        help="keep the content's colours: 'luminance' (transfer on luma only; the default "
+                             "when the flag is given) or 'match' (recolour the styles); write --preserve-color=match")
+    parser.add_argument("--style-scale", type=float, default=d.style_scale,
+                        help="size of the style images relative to the output (default 1: same pixel count)")
+    parser.add_argument("--multiscale", type=int, default=d.multiscale, metavar="PASSES",
+                        help="coarse-to-fine passes, each twice the size of the one before (default 1)")
+    parser.add_argument("--coarse-steps", type=int, metavar="N",
+                        help="steps of each pass before the last (default: --steps)")
+    parser.add_argument("--device", default=d.device, help="cpu, cuda or auto (default)")
+    parser.add_argument("--seed", type=int, default=d.seed, help=f"seed of the noise init (default {d.seed})")
+    parser.add_argument("--max-memory", type=_parse_bytes, metavar="SIZE",
+                        help="refuse outputs that need more than this, e.g. 8G (default: the memory available)")
+    parser.add_argument("--save-every", type=int, metavar="N",
+                        help="also save the image every N steps, as OUT-stepNNNN.png")
+    parser.add_argument("--plot", nargs="?", const="", metavar="PNG",
+                        help="draw the cost curves (default file: OUT-costs.png)")
+
+
+def settings_from_args(args: argparse.Namespace) -> dict[str, object]:
+    """The stylize keywords given by the options (unset optional ones left to the defaults)."""
+    names = ("size", "steps", "content_weight", "style_weight", "style_layer_weights", "content_layer",
+             "tv_weight", "init", "optimizer", "learning_rate", "style_blend", "preserve_color", "style_scale",
+             "multiscale", "coarse_steps", "device", "seed", "max_memory")
+    return {name: getattr(args, name) for name in names}
+
+
+def run_style(args: argparse.Namespace) -> int:
+    from ..style.plot import save_cost_plot
+    from ..style.transfer import Step, style_transfer
+    from ..images import load_image
+
+    output = Path(args.output)
+    if output.suffix.lower() != ".png":
+        raise ValueError(f"{output}: the output is written as PNG; give a name ending in .png")
+    if args.save_every is not None and args.save_every < 1:
+        raise ValueError(f"--save-every must be >= 1; got {args.save_every}")
+    if not output.parent.exists():
+        raise ValueError(f"{output.parent}: no such folder for the output")
+    settings = settings_from_args(args)
+    from ..style.settings import make_settings
+
+    check = make_settings(**settings)  # bad values fail before any image is read
+    total_steps = check.steps + 1 + (check.multiscale - 1) * (
+        (check.coarse_steps if check.coarse_steps is not None else check.steps) + 1)
+
+    # Read the inputs once here so that unreadable files fail before the progress bar appears.
+    content = load_image(args.content)
+    styles = [load_image(path) for path in args.styles]
+
+    with progress_bar(total=total_steps, desc="style", unit="step") as bar:
+        def on_step(step: Step) -> None:
+            bar.update()
+            bar.set_postfix_str(f"{step.size[1]}x{step.size[0]} content {step.costs.content:.4g} "
+                                f"style {step.costs.style:.4g} total {step.costs.total:.4g}", refresh=False)
+            if args.save_every and step.step % args.save_every == 0:
+                _save_png(step.image(), output.with_name(f"{output.stem}-step{step.step:04d}.png"))
+
+        result = style_transfer(content, styles, callback=on_step, **settings)
+
+    _save_png(result.image, output)
+    log = result.to_log()
+    log["inputs"] = {"content": str(args.content), "styles": [str(p) for p in args.styles], "output": str(output)}
+    log_path = output.with_suffix(".json")
+    log_path.write_text(json.dumps(log, indent=1) + "\n")
+    lines = [f"{output}: {result.image.shape[1]}x{result.image.shape[0]} in {result.seconds:.1f} s",
+             f"  content {result.costs.content:.6g}  style {result.costs.style:.6g}  "
+             f"total {result.costs.total:.6g}", f"  cost log: {log_path}"]
+    if args.plot is not None:
+        plot_path = Path(args.plot) if args.plot else output.with_name(f"{output.stem}-costs.png")
+        save_cost_plot(log, plot_path, title=f"{Path(args.content).name} in the style of "
+                                             f"{', '.join(Path(p).name for p in args.styles)}")
+        lines.append(f"  cost plot: {plot_path}")
+    print("\n".join(lines))
+    return 0
+
+
+def _save_png(image, path: Path) -> None:
+    from PIL import Image
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    Image.fromarray(image).save(tmp, format="PNG")
+    tmp.replace(path)
+
+
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def _parse_bytes(text: str) -> int:
+    match = re.fullmatch(r"\s*([0-9.]+)\s*([kmgt]?)(i?b)?\s*", text.lower())
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 512M or 8G")
+    return int(float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m cnnkit.cli.style ...`: the command on its own (until it is registered in cnnkit.cli.main)."""
+    import logging
+
+    from ..errors import CnnkitError
+
+    parser = argparse.ArgumentParser(prog="cnnkit")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    add_parser(commands)
+    args = parser.parse_args(["style", *(sys.argv[1:] if argv is None else argv)])
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.run(args) or 0)
+    except (CnnkitError, ValueError) as exc:
+        print(f"cnnkit: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cnnkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

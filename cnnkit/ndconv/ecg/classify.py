@@ -1,0 +1,109 @@
+"""Classify the beats of a raw record: detect QRS complexes, build beat inputs, run the model.
+
+No annotations are needed; when the record has some, they can be used as the
+beat positions instead (`positions="reference"`) or to score the detector.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from ..errors import SignalError
+from .beats import beat_inputs, crop_windows
+from .qrs import detect_qrs
+from .records import DEFAULT_LEAD, EcgRecord, read_record
+from .train import load_ecg
+
+
+@dataclass(frozen=True)
+class BeatLabels:
+    record: EcgRecord
+    positions: np.ndarray  # (n,) samples at record.fs
+    labels: tuple[str, ...]  # class name per beat
+    probabilities: np.ndarray  # (n, K)
+    classes: tuple[str, ...]
+    source: str  # "detected" or "reference"
+
+    def counts(self) -> dict[str, int]:
+        return {c: int(sum(1 for label in self.labels if label == c)) for c in self.classes}
+
+    def rows(self) -> list[dict]:
+        """One dict per beat: time, sample, label, probability of the label."""
+        fs = self.record.fs
+        return [{"time_s": round(float(p) / fs, 3), "sample": int(p), "label": lab,
+                 "probability": round(float(pr.max()), 4)}
+                for p, lab, pr in zip(self.positions, self.labels, self.probabilities)]
+
+
+def classify_record(record: str | Path | EcgRecord, checkpoint: str | Path, *,
+                    positions: Literal["detected", "reference"] = "detected", lead: str | int = DEFAULT_LEAD,
+                    sampling_rate: float | None = None, device: str = "auto") -> BeatLabels:
+    """Beat positions and AAMI labels of one record (path or an already read EcgRecord)."""
+    from ..training import predict_batches
+
+    if positions not in ("detected", "reference"):
+        raise ValueError(f"unknown positions {positions!r}; use 'detected' or 'reference'")
+    ck = load_ecg(checkpoint, device=device)
+    rec = record if isinstance(record, EcgRecord) else read_record(record, lead=lead, sampling_rate=sampling_rate)
+    if positions == "reference":
+        if rec.beats is None:
+            raise SignalError(f"record {rec.name} has no reference annotations; use the detector (the default)")
+        pos = rec.beats
+    else:
+        pos = detect_qrs(rec.signal, rec.fs)
+    if len(pos) < 3:
+        raise SignalError(f"record {rec.name}: only {len(pos)} beat(s) found in {rec.seconds:.0f} s; "
+                          "is this an ECG lead?")
+    inputs = beat_inputs(rec.signal, rec.fs, pos)
+    probs = predict_batches(ck.model, crop_windows(inputs.windows), inputs.rr if ck.info.get("use_rr", True) else None,
+                            batch_size=512)
+    classes = tuple(ck.info["classes"])
+    labels = tuple(classes[k] for k in probs.argmax(1))
+    return BeatLabels(rec, pos, labels, probs, classes, positions)
+
+
+COLOURS = {"N": "#2b8a3e", "S": "#1c7ed6", "V": "#e03131", "F": "#f08c00", "Q": "#868e96"}
+
+
+def save_beat_plot(path: str | Path, result: BeatLabels, *, start_s: float | None = None, seconds: float = 20.0,
+                   rows: int = 2) -> Path:
+    """The signal with each beat's label above it, `rows` strips of `seconds` / rows each.
+
+    `start_s` None: start 2 s before the first beat that is not N (or at 0).
+    """
+    from ..plots import new_figure, save_figure
+
+    rec = result.record
+    fs = rec.fs
+    if start_s is None:
+        abnormal = [p for p, lab in zip(result.positions, result.labels) if lab != "N"]
+        start_s = max(0.0, abnormal[0] / fs - 2.0) if abnormal else 0.0
+    start_s = min(max(0.0, start_s), max(0.0, rec.seconds - seconds))
+    strip = seconds / rows
+    fig = new_figure(11, 1.9 * rows + 0.5)
+    counts = result.counts()
+    fig.suptitle(f"record {rec.name} ({rec.lead}, {result.source} beats): "
+                 + ", ".join(f"{c} {n}" for c, n in counts.items()), fontsize=9)
+    for r in range(rows):
+        ax = fig.add_subplot(rows, 1, r + 1)
+        a, b = int((start_s + r * strip) * fs), int((start_s + (r + 1) * strip) * fs)
+        t = np.arange(a, b) / fs
+        y = rec.signal[a:b]
+        ax.plot(t, y, color="0.2", lw=0.7)
+        top = float(y.max()) if len(y) else 1.0
+        span = float(np.ptp(y)) if len(y) else 1.0
+        for p, lab in zip(result.positions, result.labels):
+            if a <= p < b:
+                ax.axvline(p / fs, color=COLOURS.get(lab, "k"), lw=0.6, alpha=0.35)
+                ax.text(p / fs, top + 0.08 * span, lab, color=COLOURS.get(lab, "k"), ha="center", va="bottom",
+                        fontsize=8, fontweight="bold")
+        ax.set_ylim(float(y.min()) - 0.1 * span if len(y) else -1, top + 0.3 * span)
+        ax.set_xlim(a / fs, b / fs)
+        ax.set_ylabel("mV", fontsize=8)
+        ax.tick_params(labelsize=7)
+    ax.set_xlabel("time (s)", fontsize=8)
+    return save_figure(fig, path)

@@ -1,0 +1,237 @@
+"""Training and evaluating the heartbeat classifier under the inter-patient protocol.
+
+Training uses DS1 only. Choices are made on a patient-wise validation split
+inside DS1 (`VALIDATION`: no patient in both parts); `train_ecg` can then train
+on the whole of DS1 for the chosen number of epochs. DS2 is touched only by
+`evaluate_ecg`.
+
+Class imbalance (DS1: 46k N, 3.8k V, 944 S, 415 F) is handled by a weighted
+cross-entropy on top of random undersampling of N: each epoch sees every S, V
+and F beat of the training records and a fresh random `n_fraction` of the N
+beats; class k then weighs (n / n_k) ** `weight_power` in the loss, counted on
+what an epoch sees (1 = fully balanced, 0 = none), normalised to a mean weight
+of 1 per beat.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..metrics import class_reports, confusion_matrix, macro_f1
+from ..models import ResNetConfig, build_model
+from ..training import EpochReport, FitResult, TrainSettings, fit, predict_batches
+from .aami import CLASSES, DS1, DS2
+from .beats import MARGIN, MODEL_FS, RR_FEATURES, window_length, crop_windows
+from .dataset import Q_LABEL, BeatSet, load_beats
+
+log = logging.getLogger(__name__)
+
+TASK = "ecg"
+#: Patient-wise validation records inside DS1: a quarter of its S and of its V beats, and one of
+#: its two records with atrial fibrillation (201; 203 stays in training).
+VALIDATION = ("106", "118", "201", "215", "230")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EcgSettings:
+    widths: tuple[int, ...] = (16, 32, 64)
+    kernel_size: int = 7
+    dropout: float = 0.3
+    weight_power: float = 0.5  # chosen on the DS1 validation patients (0.5 vs 1.0)
+    n_fraction: float = 0.35  # share of the N beats drawn afresh each epoch (random undersampling)
+    jitter: int = MARGIN  # samples at MODEL_FS
+    amplitude: float = 0.2  # gain drawn from [1 - a, 1 + a]
+    noise: float = 0.03
+    rr_noise: float = 0.03
+    use_rr: bool = True
+    train: TrainSettings = TrainSettings(epochs=12, batch_size=128, lr=2e-3, weight_decay=1e-3)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.weight_power <= 1.5:
+            raise ValueError("weight_power must be in [0, 1.5]")
+        if not 0 < self.n_fraction <= 1:
+            raise ValueError("n_fraction must be in (0, 1]")
+        if not 0 <= self.jitter <= MARGIN:
+            raise ValueError(f"jitter must be in [0, {MARGIN}] samples")
+
+    def model_config(self) -> ResNetConfig:
+        return ResNetConfig(dim=1, in_channels=2, num_classes=len(CLASSES), widths=self.widths,
+                            kernel_size=self.kernel_size, stem_kernel=self.kernel_size, dropout=self.dropout,
+                            side_features=len(RR_FEATURES) if self.use_rr else 0)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["train"] = self.train.to_dict()
+        return d
+
+
+def class_weights(labels: np.ndarray, power: float) -> np.ndarray:
+    counts = np.array([(labels == k).sum() for k in range(len(CLASSES))], dtype=np.float64)
+    w = (counts.sum() / np.maximum(counts, 1)) ** power
+    w[counts == 0] = 0
+    return (w / (w * counts).sum() * counts.sum()).astype(np.float32)  # mean weight per beat = 1
+
+
+def _batches(data: BeatSet, s: EcgSettings) -> Callable[[np.random.Generator], Iterator]:
+    bs = s.train.batch_size
+    normal = np.flatnonzero(data.labels == 0)
+    other = np.flatnonzero(data.labels > 0)
+    take = int(round(s.n_fraction * len(normal)))
+
+    def gen(rng: np.random.Generator):
+        order = rng.permutation(np.r_[rng.choice(normal, size=take, replace=False), other])
+        for i in range(0, len(order) - bs + 1, bs):
+            idx = np.sort(order[i:i + bs])
+            shift = rng.integers(-s.jitter, s.jitter + 1, size=len(idx)) if s.jitter else 0
+            x = crop_windows(data.windows[idx], shift)
+            x = x * rng.uniform(1 - s.amplitude, 1 + s.amplitude, size=(len(idx), 1, 1))
+            x = x + rng.normal(0, s.noise, size=x.shape)
+            rr = data.rr[idx] + rng.normal(0, s.rr_noise, size=data.rr[idx].shape) if s.use_rr else None
+            side = torch.from_numpy(rr.astype(np.float32)) if rr is not None else None
+            yield (torch.from_numpy(x.astype(np.float32)), side,
+                   torch.from_numpy(data.labels[idx]))
+    return gen
+
+
+def predict_beats(model: nn.Module, data: BeatSet, *, use_rr: bool = True, batch_size: int = 512) -> np.ndarray:
+    """Class probabilities (n, 4) for every beat of `data`."""
+    x = crop_windows(data.windows)
+    return predict_batches(model, x, data.rr if use_rr else None, batch_size=batch_size)
+
+
+def score_beats(labels: np.ndarray, predicted: np.ndarray) -> dict:
+    """Confusion matrix over N, S, V, F beats (Q and unmatched detections left out) and per-class metrics."""
+    keep = labels >= 0
+    cm = confusion_matrix(labels[keep], predicted[keep], len(CLASSES))
+    reports = class_reports(cm, CLASSES)
+    q = labels == Q_LABEL
+    return {
+        "confusion": cm.tolist(),
+        "classes": [r.to_dict() for r in reports],
+        "macro_f1": macro_f1(reports),
+        "accuracy": float(np.trace(cm) / max(cm.sum(), 1)),
+        "q_beats": int(q.sum()),
+        "q_predicted_as": {c: int((predicted[q] == i).sum()) for i, c in enumerate(CLASSES)},
+    }
+
+
+def validation_score(labels: np.ndarray, predicted: np.ndarray) -> float:
+    """What model selection maximises: the mean F1 of N, S and V (F is too rare outside record 208)."""
+    keep = labels >= 0
+    reports = class_reports(confusion_matrix(labels[keep], predicted[keep], len(CLASSES)), CLASSES)
+    return float(np.mean([r.f1 for r in reports if r.name in ("N", "S", "V")]))
+
+
+@dataclass
+class TrainedEcg:
+    model: nn.Module
+    settings: EcgSettings
+    fit: FitResult
+    train_records: tuple[str, ...]
+    validation_records: tuple[str, ...]
+    train_counts: dict[str, int]
+
+
+def train_ecg(data_dir: str | Path, *, settings: EcgSettings = EcgSettings(),
+              train_records: tuple[str, ...] | None = None, validation_records: tuple[str, ...] | None = VALIDATION,
+              on_epoch: Callable[[EpochReport], None] | None = None,
+              on_record: Callable[[str], None] | None = None, on_step: Callable[[int, float], None] | None = None,
+              data: BeatSet | None = None) -> TrainedEcg:
+    """Train on DS1 (minus `validation_records`, which choose the best epoch); DS2 is refused.
+
+    With `validation_records=None` it trains on all of `train_records` for
+    `settings.train.epochs` epochs and keeps the last epoch.
+    """
+    val = tuple(validation_records or ())
+    if train_records is None:
+        train_records = tuple(r for r in DS1 if r not in val)
+    leak = (set(train_records) | set(val)) & set(DS2)
+    if leak:
+        raise ValueError(f"records {sorted(leak)} belong to the DS2 test set; train and tune on DS1 only")
+    if set(train_records) & set(val):
+        raise ValueError("a record cannot be in both the training and the validation part")
+    if data is None:
+        data = load_beats(data_dir, train_records + val, on_record=on_record)
+    train = data.subset(np.isin(data.records, train_records) & (data.labels >= 0))
+    valid = data.subset(np.isin(data.records, val) & (data.labels >= 0)) if val else None
+    model = build_model(settings.model_config())
+    seen = np.r_[train.labels[train.labels > 0], np.zeros(int(round(settings.n_fraction * (train.labels == 0).sum())),
+                                                           dtype=np.int64)]
+    weights = torch.from_numpy(class_weights(seen, settings.weight_power))
+    loss = nn.CrossEntropyLoss(weight=weights)
+    steps = len(seen) // settings.train.batch_size
+
+    def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return loss.to(logits.device)(logits, y)
+
+    validate = None
+    if valid is not None:
+        def validate(m: nn.Module) -> float:
+            return validation_score(valid.labels, predict_beats(m, valid, use_rr=settings.use_rr).argmax(1))
+
+    result = fit(model, batches=_batches(train, settings), steps_per_epoch=steps, loss_fn=loss_fn,
+                 settings=settings.train, validate=validate, on_epoch=on_epoch, on_step=on_step)
+    return TrainedEcg(model, settings, result, tuple(train_records), val, train.counts())
+
+
+def save_ecg(path: str | Path, trained: TrainedEcg) -> Path:
+    before, after = window_length()
+    info = {"classes": list(CLASSES), "model_fs": MODEL_FS, "window": [before, after], "rr_features": list(RR_FEATURES),
+            "use_rr": trained.settings.use_rr, "lead": "MLII", "settings": trained.settings.to_dict(),
+            "train_records": list(trained.train_records), "validation_records": list(trained.validation_records),
+            "train_counts": trained.train_counts, "best_epoch": trained.fit.best_epoch,
+            "train_seconds": round(trained.fit.seconds, 1)}
+    return save_checkpoint(path, trained.model, task=TASK, architecture="resnet",
+                           config=trained.settings.model_config(), info=info, history=trained.fit.history_dicts())
+
+
+def load_ecg(checkpoint: str | Path, *, device: str = "auto"):
+    """An ECG checkpoint, refused when it was made for other beat inputs (RR features, rate, window)."""
+    from ...faces.models import resolve_device
+    from ..errors import CheckpointError
+
+    ck = load_checkpoint(checkpoint, task=TASK, device=resolve_device(device))
+    before, after = window_length()
+    if (ck.info.get("use_rr", True) and ck.info.get("rr_features") != list(RR_FEATURES)) \
+            or ck.info.get("model_fs") != MODEL_FS or list(ck.info.get("window", [])) != [before, after]:
+        raise CheckpointError(f"{checkpoint} was trained on other beat inputs than this cnnkit makes; retrain it "
+                              "(cnnkit ndconv ecg train)")
+    return ck
+
+
+def evaluate_ecg(checkpoint: str | Path, data_dir: str | Path, *, records: tuple[str, ...] = DS2,
+                 positions: Literal["reference", "detected"] = "reference", device: str = "auto",
+                 on_record: Callable[[str], None] | None = None) -> dict:
+    """Per-class Se, +P, F1 and macro F1 on `records` (default DS2); with detected beats also QRS Se / +P."""
+    ck = load_ecg(checkpoint, device=device)
+    t0 = time.perf_counter()
+    data = load_beats(data_dir, records, positions=positions, on_record=on_record)
+    prob = predict_beats(ck.model, data, use_rr=ck.info.get("use_rr", True))
+    pred = prob.argmax(1)
+    report = score_beats(data.labels, pred)
+    report.update({"records": list(records), "positions": positions, "beats": int(len(data)),
+                   "seconds": round(time.perf_counter() - t0, 1)})
+    keep = data.labels >= 0
+    # rows: true N, S, V, F; columns: predicted (one patient can hold most of a class: 232 has 75 % of DS2's S)
+    report["per_record"] = {r: confusion_matrix(data.labels[keep & (data.records == r)],
+                                                pred[keep & (data.records == r)], len(CLASSES)).tolist()
+                            for r in records}
+    if data.detection:
+        tp = sum(d["tp"] for d in data.detection.values())
+        fn = sum(d["fn"] for d in data.detection.values())
+        fp = sum(d["fp"] for d in data.detection.values())
+        report["qrs"] = {"tp": tp, "fn": fn, "fp": fp, "se": tp / max(tp + fn, 1), "ppv": tp / max(tp + fp, 1),
+                         "per_record": data.detection, "tolerance_ms": 150}
+    keep = data.labels >= 0
+    report["_probabilities"] = prob[keep]
+    report["_labels"] = data.labels[keep]
+    return report

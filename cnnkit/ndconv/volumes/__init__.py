@@ -1,0 +1,1 @@
+"""3D CNN classification of CT volumes (MedMNIST 3D .npz, .npy, NIfTI)."""

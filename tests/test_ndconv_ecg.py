@@ -1,0 +1,176 @@
+"""ECG on the real MIT-BIH records: reading, the QRS detector, beat inputs, the protocol, bad records."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cnnkit.ndconv.ecg.aami import AAMI, CLASSES, DS1, DS2, PACED, aami_class, class_index
+from cnnkit.ndconv.ecg.beats import RR_FEATURES, beat_inputs, crop_windows, rr_features, window_length
+from cnnkit.ndconv.ecg.qrs import detect_qrs, detection_scores, match_beats
+from cnnkit.ndconv.ecg.records import EcgRecord, read_record
+from cnnkit.ndconv.errors import SignalError
+
+from .conftest import DATA
+
+MITDB = DATA / "ecg" / "mitdb"
+
+
+@pytest.fixture(scope="module")
+def mitdb():
+    if not (MITDB / "100.hea").is_file():
+        pytest.skip(f"MIT-BIH not available at {MITDB}")
+    return MITDB
+
+
+def test_protocol_splits_are_disjoint_and_complete():
+    assert len(DS1) == len(DS2) == 22
+    assert not set(DS1) & set(DS2) and not (set(DS1) | set(DS2)) & set(PACED)
+    assert aami_class("N") == "N" and aami_class("A") == "S" and aami_class("E") == "V"
+    assert aami_class("F") == "F" and aami_class("/") == "Q" and aami_class("+") is None  # rhythm change
+    assert list(class_index(["L", "a", "V", "F", "f"])) == [0, 1, 2, 3, -1]
+    assert set(AAMI.values()) == {*CLASSES, "Q"}
+
+
+def test_read_record_and_reference_beats(mitdb):
+    rec = read_record(mitdb / "100")
+    assert rec.fs == 360 and rec.lead == "MLII" and rec.original_fs == 360
+    assert rec.signal.dtype == np.float32 and len(rec.signal) == 650000
+    assert len(rec.beats) == 2273 and rec.symbols.count("A") == 33  # the published counts of record 100
+    # record 114 has its leads the other way round: MLII is the second signal
+    assert read_record(mitdb / "114.hea").lead == "MLII"
+
+
+def test_detector_finds_the_reference_beats(mitdb):
+    rec = read_record(mitdb / "100")
+    n = 2 * 60 * rec.fs
+    found = detect_qrs(rec.signal[:n], rec.fs)
+    scores = detection_scores(rec.beats[rec.beats < n], found, rec.fs)
+    assert scores["se"] > 0.995 and scores["ppv"] > 0.995
+    # the same minutes resampled to 250 Hz: the detector works in seconds, not samples
+    from scipy.signal import resample_poly
+
+    x250 = resample_poly(rec.signal[:n], 25, 36)
+    found250 = detect_qrs(x250, 250)
+    ref250 = np.round(rec.beats[rec.beats < n] * 250 / 360).astype(int)
+    assert detection_scores(ref250, found250, 250)["se"] > 0.99
+
+
+def test_matching_pairs_each_beat_once():
+    ref = np.array([100, 400, 700, 1000])
+    det = np.array([90, 105, 420, 1200])
+    r, d = match_beats(ref, det, 360, tolerance_s=0.15)
+    assert list(r) == [0, 1] and list(d) == [1, 2]  # 105 is nearer 100 than 90; 1200 is 200 samples off
+    s = detection_scores(ref, det, 360)
+    assert (s["tp"], s["fn"], s["fp"]) == (2, 2, 2)
+
+
+def test_beat_inputs(mitdb):
+    rec = read_record(mitdb / "119")  # ventricular bigeminy
+    beats = beat_inputs(rec.signal, rec.fs, rec.beats)
+    before, after = window_length()
+    assert beats.windows.shape[:2] == (len(rec.beats), 2)
+    assert crop_windows(beats.windows).shape == (len(rec.beats), 2, before + after)
+    assert beats.rr.shape == (len(rec.beats), len(RR_FEATURES)) and np.isfinite(beats.rr).all()
+    v = np.array([s == "V" for s in rec.symbols])
+    # premature ventricular beats come early: log(pre / median RR) is lower than for normal beats
+    assert beats.rr[v, 0].mean() < beats.rr[~v, 0].mean() - 0.2
+    assert np.abs(beats.rr[:, 7] - np.r_[np.diff(rec.beats)[0], np.diff(rec.beats)] / 360).max() < 1e-3
+
+
+def test_rr_features_need_beats():
+    with pytest.raises(SignalError, match="at least 3"):
+        rr_features(np.array([10, 400]), 360)
+
+
+def test_other_rates_are_resampled_and_bad_records_refused(mitdb, tmp_path):
+    rec = read_record(mitdb / "100")
+    from scipy.signal import resample_poly
+
+    x = resample_poly(rec.signal[: 60 * 360], 25, 36).astype(np.float32)  # one minute at 250 Hz
+    np.save(tmp_path / "a.npy", x)
+    got = read_record(tmp_path / "a.npy", sampling_rate=250)
+    assert got.fs == 360 and got.original_fs == 250 and abs(len(got.signal) - 60 * 360) <= 2
+    with pytest.raises(SignalError, match="sampling rate"):
+        read_record(tmp_path / "a.npy")
+    with pytest.raises(SignalError, match="at least 100 Hz"):
+        read_record(tmp_path / "a.npy", sampling_rate=50)
+    np.save(tmp_path / "short.npy", x[:1000])
+    with pytest.raises(SignalError, match="at least 10 s"):
+        read_record(tmp_path / "short.npy", sampling_rate=250)
+    with pytest.raises(SignalError, match="no lead 'V9'"):
+        read_record(mitdb / "100", lead="V9")
+    with pytest.raises(SignalError, match="lead index 5"):
+        read_record(mitdb / "100", lead=5)
+    with pytest.raises(SignalError, match="no WFDB record"):
+        read_record(tmp_path / "nothing")
+    with pytest.raises(SignalError, match="is a folder"):
+        read_record(tmp_path)
+    (tmp_path / "bad.hea").write_text("this is not a header\n")
+    with pytest.raises(SignalError, match="cannot read WFDB record"):
+        read_record(tmp_path / "bad")
+    np.save(tmp_path / "flat.npy", np.zeros(20 * 360, dtype=np.float32))
+    flat = read_record(tmp_path / "flat.npy", sampling_rate=360)
+    with pytest.raises(SignalError, match="flat"):
+        beat_inputs(flat.signal, flat.fs, np.arange(100, 7000, 300))
+
+
+def test_csv_record_with_two_leads(mitdb, tmp_path):
+    rec = read_record(mitdb / "100")
+    two = np.stack([rec.signal[: 12 * 360], -rec.signal[: 12 * 360]], axis=1)
+    np.savetxt(tmp_path / "r.csv", two, delimiter=",")
+    with pytest.raises(SignalError, match="no lead 'MLII'"):
+        read_record(tmp_path / "r.csv", sampling_rate=360)
+    got = read_record(tmp_path / "r.csv", sampling_rate=360, lead=0)
+    assert isinstance(got, EcgRecord) and np.allclose(got.signal, two[:, 0], atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def small_ecg_model(mitdb, tmp_path_factory):
+    """A classifier trained for one short epoch on two DS1 records (a check of the plumbing, not of accuracy)."""
+    from cnnkit.ndconv.ecg.train import EcgSettings, save_ecg, train_ecg
+    from cnnkit.ndconv.training import TrainSettings
+
+    settings = EcgSettings(widths=(4, 8), n_fraction=0.1,
+                           train=TrainSettings(epochs=1, batch_size=64, threads=1, device="cpu"))
+    trained = train_ecg(mitdb, settings=settings, train_records=("119",), validation_records=("106",))
+    return save_ecg(tmp_path_factory.mktemp("ecg") / "ecg.safetensors", trained)
+
+
+def test_training_refuses_test_patients(mitdb):
+    from cnnkit.ndconv.ecg.train import train_ecg
+
+    with pytest.raises(ValueError, match="DS2 test set"):
+        train_ecg(mitdb, train_records=("101", "100"))
+
+
+def test_classify_a_raw_record(small_ecg_model, mitdb, tmp_path, capsys):
+    from cnnkit.cli.main import main
+    from cnnkit.ndconv.ecg.classify import classify_record
+
+    rec = read_record(mitdb / "100")
+    np.save(tmp_path / "raw.npy", rec.signal[: 60 * 360])  # a minute, no annotations
+    result = classify_record(tmp_path / "raw.npy", small_ecg_model, sampling_rate=360, device="cpu")
+    assert result.source == "detected" and 70 <= len(result.labels) <= 80  # record 100 beats ~75 / min
+    assert sum(result.counts().values()) == len(result.labels) and result.probabilities.shape[1] == 4
+    code = main(["ndconv", "ecg", "classify", str(tmp_path / "raw.npy"), "--fs", "360", "--model",
+                 str(small_ecg_model), "--out", str(tmp_path / "b.csv"), "--plot", str(tmp_path / "b.png"),
+                 "--device", "cpu"])
+    assert code == 0 and "labels:" in capsys.readouterr().out
+    lines = (tmp_path / "b.csv").read_text().splitlines()
+    assert lines[0] == "time_s,sample,label,probability" and len(lines) == len(result.labels) + 1
+    assert (tmp_path / "b.png").stat().st_size > 5000
+    np.save(tmp_path / "tiny.npy", rec.signal[:1000])
+    code = main(["ndconv", "ecg", "classify", str(tmp_path / "tiny.npy"), "--fs", "360", "--model",
+                 str(small_ecg_model)])
+    err = capsys.readouterr().err
+    assert code == 2 and "at least 10 s" in err and err.count("\n") == 1
+
+
+def test_evaluate_with_detected_beats(small_ecg_model, mitdb):
+    from cnnkit.ndconv.ecg.train import evaluate_ecg
+
+    report = evaluate_ecg(small_ecg_model, mitdb, records=("100",), positions="detected", device="cpu")
+    assert report["qrs"]["se"] > 0.99 and report["qrs"]["ppv"] > 0.99
+    assert sum(map(sum, report["confusion"])) == report["qrs"]["tp"]  # every matched beat is scored once
+    assert {c["class"] for c in report["classes"]} == set(CLASSES)
