@@ -19,6 +19,8 @@ _VERBS = {
     "face_distance": "cnnkit.faces.api",
     "compare_faces": "cnnkit.faces.api",
     "Face": "cnnkit.faces.types",
+    "Gallery": "cnnkit.faces.gallery",
+    "stylize": "cnnkit.style.transfer",
     "CnnkitError": "cnnkit.errors",
     "ImageError": "cnnkit.errors",
     "NoFaceError": "cnnkit.errors",
@@ -30,7 +32,9 @@ __all__ = ["__version__", *_VERBS]
 if TYPE_CHECKING:
     from .errors import CnnkitError, ImageError, NoFaceError, WeightsError
     from .faces.api import align_faces, compare_faces, detect_faces, encode_faces, face_distance
+    from .faces.gallery import Gallery
     from .faces.types import Face
+    from .style.transfer import stylize
     from .images import load_image
 
 

@@ -24,8 +24,8 @@ BASE_BYTES = 512 * MiB
 
 #: Peak bytes per output pixel beyond the activations' own count (gradients in flight,
 #: allocator slack), as a factor on `_activation_floats`. The measured slope
-#: (bench/results/style_memory.json: 2,400-2,650 bytes per pixel with 3 history pairs)
-#: corresponds to about 1.3; 1.6 keeps the estimate 7-16 % above every measurement.
+#: (bench/results/style_memory.json: 2,400-2,800 bytes per pixel with 3 history pairs)
+#: corresponds to about 1.3-1.4; 1.6 keeps the estimate 7-16 % above every measurement (256-1024 px).
 ACTIVATION_FACTOR = 1.6
 
 
