@@ -153,15 +153,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m cnnkit.service ARGS` = `cnnkit serve ARGS` (also before the command is registered)."""
-    parser = argparse.ArgumentParser(prog="python -m cnnkit.service")
-    commands = parser.add_subparsers(dest="command", required=True)
-    add_parser(commands)
-    args = parser.parse_args(["serve", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return int(args.run(args) or 0)
-    except (CnnkitError, ValueError) as exc:
-        print(f"cnnkit: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    """`python -m cnnkit.service ARGS` = `cnnkit serve ARGS`."""
+    from .main import main as cnnkit_main
+
+    return cnnkit_main(["serve", *(sys.argv[1:] if argv is None else argv)])

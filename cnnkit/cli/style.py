@@ -148,26 +148,10 @@ def _parse_bytes(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m cnnkit.cli.style ...`: the command on its own (until it is registered in cnnkit.cli.main)."""
-    import logging
+    """`python -m cnnkit.cli.style ARGS` = `cnnkit style ARGS`."""
+    from .main import main as cnnkit_main
 
-    from ..errors import CnnkitError
-
-    parser = argparse.ArgumentParser(prog="cnnkit")
-    parser.add_argument("-v", "--verbose", action="store_true")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    add_parser(commands)
-    args = parser.parse_args(["style", *(sys.argv[1:] if argv is None else argv)])
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return int(args.run(args) or 0)
-    except (CnnkitError, ValueError) as exc:
-        print(f"cnnkit: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("cnnkit: interrupted", file=sys.stderr)
-        return 130
+    return cnnkit_main(["style", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
