@@ -99,7 +99,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 100_000, 1_000_000])
     parser.add_argument("--queries", type=int, default=500)
-    parser.add_argument("--ef-search", type=int, default=128)
+    parser.add_argument("--ef-search", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS / "gallery_search.json")
     args = parser.parse_args()

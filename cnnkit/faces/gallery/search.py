@@ -97,7 +97,7 @@ class HNSWIndex:
     """FAISS's HNSW graph over the embeddings (L2); removals are filtered out at query time."""
 
     def __init__(self, embedding_ids: np.ndarray, person_ids: np.ndarray, vectors: np.ndarray, *,
-                 m: int = 32, ef_construction: int = 80, ef_search: int = 128) -> None:
+                 m: int = 32, ef_construction: int = 80, ef_search: int = 256) -> None:
         try:
             import faiss
         except ImportError:
