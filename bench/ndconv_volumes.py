@@ -46,6 +46,8 @@ def summary(runs: list[dict], epochs: int, base: VolumeSettings, load_before: fl
     return {"epochs": epochs, "seeds": [r["seed"] for r in runs],
             "settings": base.to_dict() | {"train": {**base.train.to_dict(), "epochs": epochs}},
             "test_auc": spread([r["test_auc"] for r in runs]), "test_acc": spread([r["test_acc"] for r in runs]),
+            **({"test_acc_at_0.5": spread([r["test_acc_at_0.5"] for r in runs])}
+               if all(r.get("test_acc_at_0.5") is not None for r in runs) else {}),
             "train_seconds_mean": round(statistics.fmean(r["train_seconds"] for r in runs), 1),
             "runs": runs, "machine": {**machine(), "load_average_1min_before": load_before}, "command": command()}
 
@@ -56,8 +58,8 @@ def save(out: Path, size: int, runs: list[dict], epochs: int, base: VolumeSettin
     sizes = json.loads(out.read_text())["sizes"] if out.is_file() else {}
     mine = {r["seed"] for r in runs}
     earlier = [r for r in sizes.get(str(size), {}).get("runs", []) if r["seed"] not in mine]
-    if earlier and sizes[str(size)]["epochs"] != epochs:
-        earlier = []  # runs of another budget are not mixed
+    if earlier and (sizes[str(size)]["epochs"] != epochs or any("threshold" not in r for r in earlier)):
+        earlier = []  # runs of another budget or decision rule are not mixed
     merged = sorted(earlier + runs, key=lambda r: r["seed"])
     sizes[str(size)] = summary(merged, epochs, base, load_before)
     out.write_text(json.dumps({"dataset": "AdrenalMNIST3D (MedMNIST v2), official train/val/test splits",
@@ -71,7 +73,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="28,64")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=12, help="epochs at 28^3 (default 12: CPU time)")
-    parser.add_argument("--epochs-64", type=int, default=6, help="epochs at 64^3 (default 6: CPU time)")
+    parser.add_argument("--epochs-64", type=int, default=8, help="epochs at 64^3 (default 8: CPU time)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--models", type=Path, default=Path("/tmp/ndconv_models"))
@@ -92,8 +94,10 @@ def main() -> None:
             path = save_volumes(args.models / f"volumes{size}-seed{seed}.safetensors", trained, dataset=data.name)
             test = evaluate_volumes(path, data, split="test", device=args.device)
             probs, labels = test.pop("_probs"), test.pop("_labels")
-            runs.append({"seed": seed, "test_auc": test["auc"], "test_acc": test["acc"], "confusion": test["confusion"],
-                         "val_auc": trained.val["auc"], "val_acc": trained.val["acc"],
+            runs.append({"seed": seed, "test_auc": test["auc"], "test_acc": test["acc"],
+                         "test_acc_at_0.5": test.get("acc_at_0.5"), "threshold": trained.threshold,
+                         "confusion": test["confusion"], "val_auc": trained.val["auc"],
+                         "val_acc": trained.val.get("acc_at_threshold", trained.val["acc"]),
                          "best_epoch": trained.fit.best_epoch, "train_seconds": round(trained.fit.seconds, 1),
                          "test_seconds": test["seconds"], "parameters": count_parameters(trained.model)})
             print(f"{size}^3 seed {seed}: test AUC {test['auc']:.3f} ACC {test['acc']:.3f} "

@@ -78,6 +78,33 @@ def test_beat_inputs(mitdb):
     assert np.abs(beats.rr[:, 7] - np.r_[np.diff(rec.beats)[0], np.diff(rec.beats)] / 360).max() < 1e-3
 
 
+def test_rr_relative_to_the_mean_still_flags_ectopy_when_it_dominates():
+    # a patient whose beats are mostly early (0.6 s) between long pauses (2 s): relative to the median RR
+    # the early beats look normal; relative to the 5-minute mean RR they still come early
+    rr = np.tile([0.6, 0.6, 0.6, 2.0], 100)
+    positions = np.r_[0, np.cumsum(rr)] * 360
+    f = rr_features(positions, 360)
+    early = np.r_[False, rr < 1.0]
+    pre_median = f[:, RR_FEATURES.index("pre")]
+    pre_mean = f[:, RR_FEATURES.index("pre/average")]
+    assert abs(pre_median[early].mean()) < 0.05  # median-relative: indistinguishable from normal
+    assert pre_mean[early].mean() < -0.4  # mean-relative: early
+
+
+def test_rr_feature_selection():
+    from cnnkit.ndconv.ecg.beats import select_rr
+    from cnnkit.ndconv.ecg.train import EcgSettings
+
+    rr = np.arange(2 * len(RR_FEATURES), dtype=np.float32).reshape(2, -1)
+    assert select_rr(rr, ("post", "pre")).tolist() == [[1, 0], [len(RR_FEATURES) + 1, len(RR_FEATURES)]]
+    with pytest.raises(ValueError, match="unknown RR features"):
+        select_rr(rr, ("pre", "heart-rate"))
+    with pytest.raises(ValueError, match="unknown RR features"):
+        EcgSettings(rr_features=("pre", "heart-rate"))
+    assert EcgSettings(rr_features=("pre", "post")).model_config().side_features == 2
+    assert EcgSettings(use_rr=False).model_config().side_features == 0
+
+
 def test_rr_features_need_beats():
     with pytest.raises(SignalError, match="at least 3"):
         rr_features(np.array([10, 400]), 360)

@@ -135,6 +135,26 @@ def test_train_evaluate_predict(small_model, tmp_path):
     assert abs(preds[0].probabilities[1] - preds[1].probabilities[1]) < 0.1
 
 
+def test_decision_threshold_is_chosen_on_validation_and_kept(small_model):
+    from cnnkit.ndconv.checkpoint import load_checkpoint
+    from cnnkit.ndconv.volumes.train import binary_scores, choose_threshold, decide, evaluate_volumes
+
+    labels = np.array([0, 0, 0, 0, 1, 1])
+    p1 = np.array([0.05, 0.1, 0.2, 0.3, 0.35, 0.45])  # under-confident: every p < 0.5
+    t = choose_threshold(labels, p1)
+    assert 0.3 < t <= 0.35  # the only cut that gets all six right, nearest 0.5
+    probs = np.stack([1 - p1, p1], axis=1)
+    assert list(decide(probs)) == [0] * 6 and list(decide(probs, t)) == list(labels)
+    scores = binary_scores(labels, probs, t)
+    assert scores["acc"] == 1.0 and scores["acc_at_0.5"] == pytest.approx(4 / 6)
+    assert choose_threshold(np.array([0, 1]), np.array([0.2, 0.8])) == 0.5  # 0.5 already perfect: kept
+    path, data = small_model
+    threshold = load_checkpoint(path, task="volumes").info["threshold"]
+    assert 0 < threshold < 1
+    report = evaluate_volumes(path, data, split="val", device="cpu")
+    assert report["threshold"] == threshold and report["acc"] >= report["acc_at_0.5"]
+
+
 def test_cli(small_model, tmp_path, capsys):
     from cnnkit.cli.main import main
 

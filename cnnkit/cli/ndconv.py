@@ -328,7 +328,9 @@ def run_volumes_train(args: argparse.Namespace) -> int:
         trained = train_volumes(data, settings=settings, on_epoch=on_epoch)
     out = save_volumes(_volume_model(args.out), trained, dataset=Path(data).name)
     print(f"{out}  (best epoch {trained.fit.best_epoch}: val AUC {trained.val['auc']:.3f} "
-          f"ACC {trained.val['acc']:.3f}; {trained.fit.seconds:.0f} s)")
+          f"ACC {trained.val.get('acc_at_threshold', trained.val['acc']):.3f}"
+          + (f" at threshold {trained.threshold:.3f}" if trained.threshold is not None else "")
+          + f"; {trained.fit.seconds:.0f} s)")
     return 0
 
 

@@ -21,6 +21,10 @@
   local mean (10 beats) and the mean over the 5 minutes around the beat. A
   patient whose beats are mostly ectopic has a median RR set by the ectopic
   beats; the raw intervals still show that they come early.
+- pre, post and local relative to that 5-minute *mean* RR (the normalisation of
+  Lin and Yang 2014 and others): unlike the median, the mean is pulled up by
+  the long pauses that often follow ectopic beats, so when most of a patient's
+  beats are ectopic they still come out as early.
 
 Windows are cut `MARGIN` samples wider on each side so training can shift them
 (position jitter); `crop_windows` takes the centre.
@@ -42,7 +46,7 @@ LOCAL_BEATS = 10
 IRREGULARITY_BEATS = 20
 AVERAGE_S = 300.0  # the "average RR" window of de Chazal et al. (2004)
 RR_FEATURES = ("pre", "post", "local", "pre/post", "pre/local", "irregularity", "irregularity-lag2",
-               "pre_s", "post_s", "local_s", "average_s")
+               "pre_s", "post_s", "local_s", "average_s", "pre/average", "post/average", "local/average")
 
 
 def window_length(fs: int = MODEL_FS) -> tuple[int, int]:
@@ -109,7 +113,9 @@ def rr_features(positions: np.ndarray, fs: float) -> np.ndarray:
     b = np.minimum(b, n - 1)
     average = (t[b] - t[a]) / (b - a)
     raw = np.stack([pre, post, local, average], axis=1)
-    return np.concatenate([np.clip(feats, -3, 3), np.clip(raw, 0, 3)], axis=1).astype(np.float32)
+    to_mean = np.log(np.stack([pre, post, local], axis=1) + eps) - np.log(average + eps)[:, None]
+    return np.concatenate([np.clip(feats, -3, 3), np.clip(raw, 0, 3), np.clip(to_mean, -3, 3)],
+                          axis=1).astype(np.float32)
 
 
 def beat_inputs(signal: np.ndarray, fs: int, positions: np.ndarray) -> BeatInputs:
@@ -137,6 +143,14 @@ def beat_inputs(signal: np.ndarray, fs: int, positions: np.ndarray) -> BeatInput
     template = np.median(beats, axis=0, keepdims=True)
     windows = np.stack([beats, beats - template], axis=1).astype(np.float32)
     return BeatInputs(windows=windows, rr=rr_features(positions, fs), positions=positions)
+
+
+def select_rr(rr: np.ndarray, names: tuple[str, ...] | list[str]) -> np.ndarray:
+    """The columns `names` (from RR_FEATURES) of an (n, len(RR_FEATURES)) RR feature array."""
+    unknown = [n for n in names if n not in RR_FEATURES]
+    if unknown:
+        raise ValueError(f"unknown RR features {unknown}; known: {', '.join(RR_FEATURES)}")
+    return rr[:, [RR_FEATURES.index(n) for n in names]]
 
 
 def crop_windows(windows: np.ndarray, shift: np.ndarray | int = 0) -> np.ndarray:

@@ -13,10 +13,10 @@ from typing import Literal
 import numpy as np
 
 from ..errors import SignalError
-from .beats import beat_inputs, crop_windows
+from .beats import beat_inputs
 from .qrs import detect_qrs
 from .records import DEFAULT_LEAD, EcgRecord, read_record
-from .train import load_ecg
+from .train import checkpoint_side_names, load_ecg, predict_beats
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,6 @@ def classify_record(record: str | Path | EcgRecord, checkpoint: str | Path, *,
                     positions: Literal["detected", "reference"] = "detected", lead: str | int = DEFAULT_LEAD,
                     sampling_rate: float | None = None, device: str = "auto") -> BeatLabels:
     """Beat positions and AAMI labels of one record (path or an already read EcgRecord)."""
-    from ..training import predict_batches
-
     if positions not in ("detected", "reference"):
         raise ValueError(f"unknown positions {positions!r}; use 'detected' or 'reference'")
     ck = load_ecg(checkpoint, device=device)
@@ -59,8 +57,7 @@ def classify_record(record: str | Path | EcgRecord, checkpoint: str | Path, *,
         raise SignalError(f"record {rec.name}: only {len(pos)} beat(s) found in {rec.seconds:.0f} s; "
                           "is this an ECG lead?")
     inputs = beat_inputs(rec.signal, rec.fs, pos)
-    probs = predict_batches(ck.model, crop_windows(inputs.windows), inputs.rr if ck.info.get("use_rr", True) else None,
-                            batch_size=512)
+    probs = predict_beats(ck.model, inputs.windows, inputs.rr, checkpoint_side_names(ck))
     classes = tuple(ck.info["classes"])
     labels = tuple(classes[k] for k in probs.argmax(1))
     return BeatLabels(rec, pos, labels, probs, classes, positions)

@@ -30,7 +30,7 @@ from ..metrics import class_reports, confusion_matrix, macro_f1
 from ..models import ResNetConfig, build_model
 from ..training import EpochReport, FitResult, TrainSettings, fit, predict_batches
 from .aami import CLASSES, DS1, DS2
-from .beats import MARGIN, MODEL_FS, RR_FEATURES, window_length, crop_windows
+from .beats import MARGIN, MODEL_FS, RR_FEATURES, crop_windows, select_rr, window_length
 from .dataset import Q_LABEL, BeatSet, load_beats
 
 log = logging.getLogger(__name__)
@@ -46,13 +46,14 @@ class EcgSettings:
     widths: tuple[int, ...] = (16, 32, 64)
     kernel_size: int = 7
     dropout: float = 0.3
-    weight_power: float = 0.5  # chosen on the DS1 validation patients (0.5 vs 1.0)
+    weight_power: float = 1.0  # chosen by cross-validation inside DS1 (bench/ndconv_ecg_select.py)
     n_fraction: float = 0.35  # share of the N beats drawn afresh each epoch (random undersampling)
     jitter: int = MARGIN  # samples at MODEL_FS
     amplitude: float = 0.2  # gain drawn from [1 - a, 1 + a]
     noise: float = 0.03
     rr_noise: float = 0.03
     use_rr: bool = True
+    rr_features: tuple[str, ...] = RR_FEATURES  # the side features used, by name (beats.RR_FEATURES)
     train: TrainSettings = TrainSettings(epochs=12, batch_size=128, lr=2e-3, weight_decay=1e-3)
 
     def __post_init__(self) -> None:
@@ -62,11 +63,19 @@ class EcgSettings:
             raise ValueError("n_fraction must be in (0, 1]")
         if not 0 <= self.jitter <= MARGIN:
             raise ValueError(f"jitter must be in [0, {MARGIN}] samples")
+        unknown = set(self.rr_features) - set(RR_FEATURES)
+        if unknown:
+            raise ValueError(f"unknown RR features {sorted(unknown)}; known: {', '.join(RR_FEATURES)}")
+
+    @property
+    def side_names(self) -> tuple[str, ...]:
+        """The RR features the model reads (none without use_rr)."""
+        return tuple(self.rr_features) if self.use_rr else ()
 
     def model_config(self) -> ResNetConfig:
         return ResNetConfig(dim=1, in_channels=2, num_classes=len(CLASSES), widths=self.widths,
                             kernel_size=self.kernel_size, stem_kernel=self.kernel_size, dropout=self.dropout,
-                            side_features=len(RR_FEATURES) if self.use_rr else 0)
+                            side_features=len(self.side_names))
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -95,17 +104,20 @@ def _batches(data: BeatSet, s: EcgSettings) -> Callable[[np.random.Generator], I
             x = crop_windows(data.windows[idx], shift)
             x = x * rng.uniform(1 - s.amplitude, 1 + s.amplitude, size=(len(idx), 1, 1))
             x = x + rng.normal(0, s.noise, size=x.shape)
-            rr = data.rr[idx] + rng.normal(0, s.rr_noise, size=data.rr[idx].shape) if s.use_rr else None
-            side = torch.from_numpy(rr.astype(np.float32)) if rr is not None else None
+            side = None
+            if s.side_names:
+                rr = select_rr(data.rr[idx], s.side_names)
+                side = torch.from_numpy((rr + rng.normal(0, s.rr_noise, size=rr.shape)).astype(np.float32))
             yield (torch.from_numpy(x.astype(np.float32)), side,
                    torch.from_numpy(data.labels[idx]))
     return gen
 
 
-def predict_beats(model: nn.Module, data: BeatSet, *, use_rr: bool = True, batch_size: int = 512) -> np.ndarray:
-    """Class probabilities (n, 4) for every beat of `data`."""
-    x = crop_windows(data.windows)
-    return predict_batches(model, x, data.rr if use_rr else None, batch_size=batch_size)
+def predict_beats(model: nn.Module, windows: np.ndarray, rr: np.ndarray, side_names: tuple[str, ...] | list[str], *,
+                  batch_size: int = 512) -> np.ndarray:
+    """Class probabilities (n, 4) for beats given as windows (with margins) and all RR features."""
+    side = select_rr(rr, side_names) if side_names else None
+    return predict_batches(model, crop_windows(windows), side, batch_size=batch_size)
 
 
 def score_beats(labels: np.ndarray, predicted: np.ndarray) -> dict:
@@ -176,7 +188,8 @@ def train_ecg(data_dir: str | Path, *, settings: EcgSettings = EcgSettings(),
     validate = None
     if valid is not None:
         def validate(m: nn.Module) -> float:
-            return validation_score(valid.labels, predict_beats(m, valid, use_rr=settings.use_rr).argmax(1))
+            return validation_score(valid.labels,
+                                    predict_beats(m, valid.windows, valid.rr, settings.side_names).argmax(1))
 
     result = fit(model, batches=_batches(train, settings), steps_per_epoch=steps, loss_fn=loss_fn,
                  settings=settings.train, validate=validate, on_epoch=on_epoch, on_step=on_step)
@@ -185,7 +198,8 @@ def train_ecg(data_dir: str | Path, *, settings: EcgSettings = EcgSettings(),
 
 def save_ecg(path: str | Path, trained: TrainedEcg) -> Path:
     before, after = window_length()
-    info = {"classes": list(CLASSES), "model_fs": MODEL_FS, "window": [before, after], "rr_features": list(RR_FEATURES),
+    info = {"classes": list(CLASSES), "model_fs": MODEL_FS, "window": [before, after],
+            "rr_features": list(trained.settings.side_names),
             "use_rr": trained.settings.use_rr, "lead": "MLII", "settings": trained.settings.to_dict(),
             "train_records": list(trained.train_records), "validation_records": list(trained.validation_records),
             "train_counts": trained.train_counts, "best_epoch": trained.fit.best_epoch,
@@ -201,11 +215,18 @@ def load_ecg(checkpoint: str | Path, *, device: str = "auto"):
 
     ck = load_checkpoint(checkpoint, task=TASK, device=resolve_device(device))
     before, after = window_length()
-    if (ck.info.get("use_rr", True) and ck.info.get("rr_features") != list(RR_FEATURES)) \
+    # what the model reads beside the beat window, by name (older checkpoints stored every feature)
+    side = ck.info.get("rr_features", []) if ck.info.get("use_rr", True) else []
+    if not set(side) <= set(RR_FEATURES) or len(side) != ck.config.side_features \
             or ck.info.get("model_fs") != MODEL_FS or list(ck.info.get("window", [])) != [before, after]:
         raise CheckpointError(f"{checkpoint} was trained on other beat inputs than this cnnkit makes; retrain it "
                               "(cnnkit ndconv ecg train)")
     return ck
+
+
+def checkpoint_side_names(ck) -> list[str]:
+    """The RR features an ECG checkpoint's model reads, in order."""
+    return list(ck.info.get("rr_features", [])) if ck.info.get("use_rr", True) else []
 
 
 def evaluate_ecg(checkpoint: str | Path, data_dir: str | Path, *, records: tuple[str, ...] = DS2,
@@ -215,7 +236,7 @@ def evaluate_ecg(checkpoint: str | Path, data_dir: str | Path, *, records: tuple
     ck = load_ecg(checkpoint, device=device)
     t0 = time.perf_counter()
     data = load_beats(data_dir, records, positions=positions, on_record=on_record)
-    prob = predict_beats(ck.model, data, use_rr=ck.info.get("use_rr", True))
+    prob = predict_beats(ck.model, data.windows, data.rr, checkpoint_side_names(ck))
     pred = prob.argmax(1)
     report = score_beats(data.labels, pred)
     report.update({"records": list(records), "positions": positions, "beats": int(len(data)),
