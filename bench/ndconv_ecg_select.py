@@ -44,6 +44,8 @@ VARIANTS = {
     "mean-rr-only": {"rr_features": ("pre_s", "post_s", "local_s", "average_s", "pre/average", "post/average",
                                      "local/average", "pre/post", "pre/local", "irregularity", "irregularity-lag2"),
                      "weight_power": 0.5},
+    "mean-rr-small": {"rr_features": RR_FEATURES, "weight_power": 1.0, "widths": (8, 16, 32), "dropout": 0.5},
+    "mean-rr-w0.75": {"rr_features": RR_FEATURES, "weight_power": 0.75},
 }
 
 
