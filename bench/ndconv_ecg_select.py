@@ -84,21 +84,19 @@ def main() -> None:
         labels = np.repeat(np.arange(len(CLASSES)), total.sum(1))
         predicted = np.concatenate([np.repeat(np.arange(len(CLASSES)), row) for row in total])
         summary = score_beats(labels, predicted)
-        results[name] = {"settings": {k: list(v) if isinstance(v, tuple) else v for k, v in VARIANTS[name].items()}, "score_nsv": validation_score(labels, predicted),
+        settings_json = {k: list(v) if isinstance(v, tuple) else v for k, v in VARIANTS[name].items()}
+        results[name] = {"settings": settings_json, "score_nsv": validation_score(labels, predicted),
                          "classes": summary["classes"], "confusion": total.tolist(), "folds": folds,
                          "train_seconds": round(seconds, 1)}
         print(f"{name}: mean F1 N,S,V {results[name]['score_nsv']:.4f}; "
               + ", ".join(f"{c['class']} {c['f1']:.3f}" for c in summary["classes"]), flush=True)
         args.out.parent.mkdir(parents=True, exist_ok=True)
+        best = max(results, key=lambda n: results[n]["score_nsv"])
         args.out.write_text(json.dumps({"protocol": "patient-wise 3-fold cross-validation inside DS1 (DS2 not read)",
                                         "folds": [list(f) for f in FOLDS], "epochs": args.epochs, "seed": args.seed,
-                                        "variants": results, "machine": machine(), "command": command()},
-                                       indent=1) + "\n")
-    best = max(results, key=lambda n: results[n]["score_nsv"])
+                                        "variants": results, "chosen": best, "machine": machine(),
+                                        "command": command()}, indent=1) + "\n")
     print(f"best: {best}")
-    report = json.loads(args.out.read_text())
-    report["chosen"] = best
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
 
 
 if __name__ == "__main__":

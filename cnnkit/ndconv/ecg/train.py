@@ -30,7 +30,7 @@ from ..metrics import class_reports, confusion_matrix, macro_f1
 from ..models import ResNetConfig, build_model
 from ..training import EpochReport, FitResult, TrainSettings, fit, predict_batches
 from .aami import CLASSES, DS1, DS2
-from .beats import MARGIN, MODEL_FS, RR_FEATURES, crop_windows, select_rr, window_length
+from .beats import MARGIN, MODEL_FS, RR_FEATURES, check_rr_names, crop_windows, select_rr, window_length
 from .dataset import Q_LABEL, BeatSet, load_beats
 
 log = logging.getLogger(__name__)
@@ -65,9 +65,7 @@ class EcgSettings:
             raise ValueError("n_fraction must be in (0, 1]")
         if not 0 <= self.jitter <= MARGIN:
             raise ValueError(f"jitter must be in [0, {MARGIN}] samples")
-        unknown = set(self.rr_features) - set(RR_FEATURES)
-        if unknown:
-            raise ValueError(f"unknown RR features {sorted(unknown)}; known: {', '.join(RR_FEATURES)}")
+        check_rr_names(self.rr_features)
 
     @property
     def side_names(self) -> tuple[str, ...]:
@@ -217,8 +215,7 @@ def load_ecg(checkpoint: str | Path, *, device: str = "auto"):
 
     ck = load_checkpoint(checkpoint, task=TASK, device=resolve_device(device))
     before, after = window_length()
-    # what the model reads beside the beat window, by name (older checkpoints stored every feature)
-    side = ck.info.get("rr_features", []) if ck.info.get("use_rr", True) else []
+    side = checkpoint_side_names(ck)  # older checkpoints stored every feature
     if not set(side) <= set(RR_FEATURES) or len(side) != ck.config.side_features \
             or ck.info.get("model_fs") != MODEL_FS or list(ck.info.get("window", [])) != [before, after]:
         raise CheckpointError(f"{checkpoint} was trained on other beat inputs than this cnnkit makes; retrain it "
