@@ -1,7 +1,8 @@
 """ECG heartbeat classification under the inter-patient protocol (de Chazal et al. 2004): train DS1, test DS2.
 
-Trains the 1D ResNet (beat window + RR features) on DS1 only, choosing the epoch
-on DS1 validation patients (`cnnkit.ndconv.ecg.train.VALIDATION`), then scores
+Trains the classifier (an ensemble of 1D ResNets reading the beat window and RR
+features, averaged with a logistic regression on RR features) on DS1 only,
+choosing each network's epoch on DS1 validation patients (`cnnkit.ndconv.ecg.train.VALIDATION`), then scores
 DS2 once: with the reference beat positions (the protocol's standard) and with
 the QRS detector's beats (what `cnnkit ndconv ecg classify` does on a raw
 record), where detected beats are matched to reference beats within 150 ms.
@@ -90,22 +91,24 @@ def main() -> None:
         trained_info = json.loads(path.with_suffix(".json").read_text())
         info, history = trained_info["info"], trained_info["history"]
         train = {"train_records": info["train_records"], "validation_records": info["validation_records"],
-                 "train_counts": info["train_counts"], "settings": info["settings"],
-                 "train_seconds": info["train_seconds"], "best_epoch": info["best_epoch"],
-                 "validation_score": max(h["val_score"] for h in history), "history": history}
+                 "train_counts": info["train_counts"], "settings": info["settings"], "history": history,
+                 **{k: info.get(k) for k in ("best_epochs", "validation_score", "member_validation_scores",
+                                             "train_seconds")}}
     else:
         t0 = time.perf_counter()
         data = load_beats(args.data, DS1)
         print(f"DS1: {len(data)} beats {data.counts()} read in {time.perf_counter() - t0:.0f} s", flush=True)
         trained = train_ecg(args.data, settings=settings, data=data, validation_records=VALIDATION,
+                            on_member=lambda i: print(f" network {i + 1}/{settings.members}", flush=True),
                             on_epoch=lambda r: print(f"  epoch {r.epoch}: loss {r.train_loss:.3f} "
                                                      f"val {r.val_score:.3f} ({r.seconds:.0f} s)", flush=True))
         path = save_ecg(args.models / f"ecg-seed{args.seed}.safetensors", trained)
-        print(f"trained in {trained.fit.seconds:.0f} s, best epoch {trained.fit.best_epoch}; {path}", flush=True)
+        summary = trained.summary()
+        print(f"trained in {summary['train_seconds']:.0f} s, best epochs {summary['best_epochs']}, ensemble "
+              f"validation score {summary['validation_score']:.3f}; {path}", flush=True)
         train = {"train_records": list(trained.train_records), "validation_records": list(trained.validation_records),
-                 "train_counts": trained.train_counts, "settings": settings.to_dict(),
-                 "train_seconds": round(trained.fit.seconds, 1), "best_epoch": trained.fit.best_epoch,
-                 "validation_score": trained.fit.best_score, "history": trained.fit.history_dicts()}
+                 "train_counts": trained.train_counts, "settings": settings.to_dict(), **summary,
+                 "history": trained.history_dicts()}
 
     ref = evaluate_ecg(path, args.data, records=DS2, positions="reference", device=args.device)
     probs, labels = ref.pop("_probabilities"), ref.pop("_labels")

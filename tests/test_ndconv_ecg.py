@@ -201,3 +201,100 @@ def test_evaluate_with_detected_beats(small_ecg_model, mitdb):
     assert report["qrs"]["se"] > 0.99 and report["qrs"]["ppv"] > 0.99
     assert sum(map(sum, report["confusion"])) == report["qrs"]["tp"]  # every matched beat is scored once
     assert {c["class"] for c in report["classes"]} == set(CLASSES)
+
+
+def test_rr_logistic_fits_a_linear_rule_deterministically():
+    from cnnkit.ndconv.ecg.rr_logistic import fit_rr_logistic
+
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(600, 3)) * [1.0, 5.0, 0.1] + [0.0, 10.0, 0.0]).astype(np.float32)
+    y = np.select([x[:, 2] < -0.1, x[:, 0] > 0.8], [2, 1], 0)  # classes 0-2 by linear rules; class 3 absent
+    a = fit_rr_logistic(x, y, classes=4)
+    b = fit_rr_logistic(x, y, classes=4)
+    import torch
+
+    with torch.no_grad():
+        pa, pb = a(torch.from_numpy(x)), b(torch.from_numpy(x))
+    assert torch.equal(pa, pb)  # full-batch L-BFGS: no randomness
+    pred = pa.argmax(1).numpy()
+    assert (pred == y).mean() > 0.9 and not (pred == 3).any()  # a class with no examples is never chosen
+    assert np.allclose(a.mean.numpy(), x.mean(0), atol=1e-4)  # standardisation is stored with the weights
+    with pytest.raises(ValueError, match="features"):
+        fit_rr_logistic(x[:, 0], y, classes=4)
+
+
+def test_ensemble_mixes_network_and_rr_model_probabilities():
+    import torch
+
+    from cnnkit.ndconv.ecg.ensemble import EcgEnsemble
+    from cnnkit.ndconv.ecg.train import EcgSettings
+
+    s = EcgSettings(widths=(4, 8), rr_features=("pre", "post"), members=2, rr_share=0.25,
+                    rr_model_features=("post", "pre/average"))
+    assert s.side_names == ("pre", "post", "pre/average")  # union, in the order of RR_FEATURES
+    ens = EcgEnsemble(s.model_config(), members=2, cnn_features=s.cnn_features,
+                      rr_model_features=s.rr_model_inputs, rr_share=0.25).eval()
+    x = torch.randn(5, 2, 128)
+    side = torch.randn(5, 3)
+    with torch.no_grad():
+        p = ens(x, side).exp()
+        nets = torch.stack([torch.softmax(n(x, side[:, :2]), 1) for n in ens.networks]).mean(0)
+        rr = torch.softmax(ens.rr_model(side[:, 1:]), 1)
+    assert torch.allclose(p, 0.75 * nets + 0.25 * rr, atol=1e-6) and torch.allclose(p.sum(1), torch.ones(5))
+    with pytest.raises(ValueError, match="RR features pre, post, pre/average"):
+        ens(x, side[:, :2])
+    with pytest.raises(ValueError, match="rr_share"):
+        EcgSettings(rr_share=1.0)
+    assert EcgSettings(rr_share=0.0).side_names == RR_FEATURES  # no RR model: only the networks' features
+
+
+def test_checkpoint_holds_the_whole_ensemble(small_ecg_model, tmp_path):
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    from cnnkit.ndconv.ecg.ensemble import EcgEnsemble
+    from cnnkit.ndconv.ecg.train import RR_MODEL_FEATURES, load_ecg
+    from cnnkit.ndconv.errors import CheckpointError
+
+    ck = load_ecg(small_ecg_model, device="cpu")
+    assert isinstance(ck.model, EcgEnsemble) and len(ck.model.networks) == 3
+    assert ck.info["ensemble"]["rr_model_features"] == list(RR_MODEL_FEATURES)
+    assert len(ck.info["best_epochs"]) == 3 and ck.info["validation_score"] is not None
+    assert ck.model.rr_model.scale.abs().sum() > 0 and not torch_all_zero(ck.model.rr_model.linear.weight)
+    # info that does not match the weights (two networks named, three stored) is refused with a message
+    from safetensors import safe_open
+
+    with safe_open(str(small_ecg_model), framework="pt") as f:
+        meta = json.loads(f.metadata()["cnnkit_ndconv"])
+    meta["info"]["ensemble"]["members"] = 2
+    bad = tmp_path / "bad.safetensors"
+    save_file(load_file(str(small_ecg_model)), str(bad), metadata={"cnnkit_ndconv": json.dumps(meta)})
+    with pytest.raises(CheckpointError, match="weights do not match"):
+        load_ecg(bad, device="cpu")
+    meta["info"]["ensemble"]["members"] = 3
+    meta["info"]["rr_features"] = ["pre"]  # names other inputs than the ensemble reads
+    save_file(load_file(str(small_ecg_model)), str(bad), metadata={"cnnkit_ndconv": json.dumps(meta)})
+    with pytest.raises(CheckpointError, match="other beat inputs"):
+        load_ecg(bad, device="cpu")
+
+
+def torch_all_zero(t) -> bool:
+    return bool((t == 0).all())
+
+
+def test_single_network_checkpoints_of_earlier_releases_still_load(mitdb, tmp_path):
+    from cnnkit.ndconv.checkpoint import save_checkpoint
+    from cnnkit.ndconv.ecg.train import EcgSettings, evaluate_ecg, load_ecg
+    from cnnkit.ndconv.models import build_model
+
+    s = EcgSettings(widths=(4, 8), rr_features=("pre", "post"), rr_share=0.0, members=1)
+    before, after = window_length()
+    path = save_checkpoint(tmp_path / "old.safetensors", build_model(s.model_config()), task="ecg",
+                           architecture="resnet", config=s.model_config(),
+                           info={"classes": list(CLASSES), "model_fs": 180, "window": [before, after],
+                                 "rr_features": ["pre", "post"], "use_rr": True})
+    ck = load_ecg(path, device="cpu")
+    assert ck.architecture == "resnet"
+    report = evaluate_ecg(path, mitdb, records=("100",), device="cpu")
+    assert sum(map(sum, report["confusion"])) > 2000

@@ -126,9 +126,13 @@ def _add_ecg(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--out", help="checkpoint to write (.safetensors; default $CNNKIT_HOME/ndconv/ecg.safetensors)")
     t.add_argument("--no-validation", action="store_true",
                    help="train on all 22 DS1 records for --epochs and keep the last epoch")
-    t.add_argument("--weight-power", type=float, default=0.5,
-                   help="class weights (n/n_k)^p in the loss; 1 balanced, 0 none (default 0.5)")
-    t.add_argument("--n-fraction", type=float, default=0.35, help="share of N beats drawn per epoch (default 0.35)")
+    t.add_argument("--weight-power", type=float,
+                   help="class weights (n/n_k)^p in the networks' loss; 1 balanced, 0 none (default 1)")
+    t.add_argument("--n-fraction", type=float, help="share of N beats drawn per epoch (default 0.35)")
+    t.add_argument("--members", type=int, help="networks in the ensemble, averaged (default 3)")
+    t.add_argument("--rr-share", type=float,
+                   help="weight of the RR-feature logistic model in the averaged probabilities; 0 leaves it out "
+                        "(default 0.5)")
     _train_options(t, epochs=12, batch=128, lr=2e-3)
     t.set_defaults(run=run_ecg_train)
 
@@ -173,17 +177,22 @@ def run_ecg_train(args: argparse.Namespace) -> int:
 
     data = _find_path(args.data, "CNNKIT_MITDB", MITDB_CANDIDATES, "MIT-BIH data", "--data DIR")
     base = EcgSettings()
-    settings = replace(base, weight_power=args.weight_power, n_fraction=args.n_fraction,
+    given = {"weight_power": args.weight_power, "n_fraction": args.n_fraction, "members": args.members,
+             "rr_share": args.rr_share}
+    settings = replace(base, **{k: v for k, v in given.items() if v is not None},
                        train=_train_settings(args, base.train))
     val = None if args.no_validation else VALIDATION
     with progress_bar(total=len(DS1), desc="read DS1", unit="record") as rbar:
         beats = load_beats(data, DS1, on_record=lambda _: rbar.update())
-    bar, on_epoch = _epoch_bar(args.epochs, "train")
+    bar, on_epoch = _epoch_bar(args.epochs * settings.members, "train")
     with bar:
-        trained = train_ecg(data, settings=settings, validation_records=val, data=beats, on_epoch=on_epoch)
+        trained = train_ecg(data, settings=settings, validation_records=val, data=beats, on_epoch=on_epoch,
+                            on_member=lambda i: bar.set_description(f"train network {i + 1}/{settings.members}"))
     out = save_ecg(_ecg_model(args.out), trained)
-    print(f"{out}  (best epoch {trained.fit.best_epoch}, validation score {trained.fit.best_score}, "
-          f"{trained.fit.seconds:.0f} s)")
+    s = trained.summary()
+    score = f"{s['validation_score']:.3f}" if s["validation_score"] is not None else "none"
+    print(f"{out}  ({settings.members} network(s), best epochs {s['best_epochs']}, "
+          f"ensemble validation score {score}, {s['train_seconds']:.0f} s)")
     return 0
 
 

@@ -14,7 +14,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -78,15 +78,24 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return meta
 
 
-def load_checkpoint(path: str | Path, *, task: str | None = None, device: torch.device | str = "cpu") -> Checkpoint:
-    """The network in eval mode on `device`, with its task info; CheckpointError if it is for another task."""
+def load_checkpoint(path: str | Path, *, task: str | None = None, device: torch.device | str = "cpu",
+                    builders: dict[str, Callable[[ResNetConfig, dict[str, Any]], nn.Module]] | None = None
+                    ) -> Checkpoint:
+    """The network in eval mode on `device`, with its task info; CheckpointError if it is for another task.
+
+    `builders` makes the networks of task-specific architectures (by name) from the config and the info.
+    """
     from safetensors.torch import load_file
 
     meta = read_metadata(path)
     if task is not None and meta["task"] != task:
         raise CheckpointError(f"{path} is a {meta['task']!r} model, not a {task!r} model")
     config = ResNetConfig.from_dict(meta["config"])
-    model = build_model(config, architecture=meta["architecture"])
+    build = (builders or {}).get(meta["architecture"])
+    try:
+        model = build(config, meta["info"]) if build else build_model(config, architecture=meta["architecture"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: cannot rebuild its {meta['architecture']!r} network ({exc})") from None
     state = load_file(str(path))
     try:
         model.load_state_dict(state)

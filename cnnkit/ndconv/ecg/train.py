@@ -11,13 +11,19 @@ and F beat of the training records and a fresh random `n_fraction` of the N
 beats; class k then weighs (n / n_k) ** `weight_power` in the loss, counted on
 what an epoch sees (1 = fully balanced, 0 = none), normalised to a mean weight
 of 1 per beat.
+
+The classifier is an ensemble (`ensemble.EcgEnsemble`): `members` networks
+trained alike from different seeds, their probabilities averaged, then mixed
+with a class-weighted logistic regression on RR features alone
+(`rr_logistic`), share `rr_share`. Cross-validation inside DS1 chose this over
+a single network (bench/ndconv_ecg_select.py).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator, Literal
 
@@ -27,10 +33,12 @@ from torch import nn
 
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..metrics import class_reports, confusion_matrix, macro_f1
-from ..models import ResNetConfig, build_model
+from ..models import ResNetConfig
 from ..training import EpochReport, FitResult, TrainSettings, fit, predict_batches
 from .aami import CLASSES, DS1, DS2
 from .beats import MARGIN, MODEL_FS, RR_FEATURES, check_rr_names, crop_windows, select_rr, window_length
+from .ensemble import ARCHITECTURE, EcgEnsemble, ensemble_from_info, union_names
+from .rr_logistic import fit_rr_logistic
 from .dataset import Q_LABEL, BeatSet, load_beats
 
 log = logging.getLogger(__name__)
@@ -39,6 +47,10 @@ TASK = "ecg"
 #: Patient-wise validation records inside DS1: a quarter of its S and of its V beats, and one of
 #: its two records with atrial fibrillation (201; 203 stays in training).
 VALIDATION = ("106", "118", "201", "215", "230")
+#: What the RR logistic model reads: the rhythm relative to itself (pre/post, pre/local, irregularity) and to
+#: the 5-minute mean RR; none of them takes the patient's median beat as the normal one.
+RR_MODEL_FEATURES = ("pre/post", "pre/local", "irregularity", "irregularity-lag2", "pre/average", "post/average",
+                     "local/average")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,7 +67,11 @@ class EcgSettings:
     noise: float = 0.03
     rr_noise: float = 0.03
     use_rr: bool = True
-    rr_features: tuple[str, ...] = RR_FEATURES  # the side features used, by name (beats.RR_FEATURES)
+    rr_features: tuple[str, ...] = RR_FEATURES  # the networks' side features, by name (beats.RR_FEATURES)
+    members: int = 3  # networks in the ensemble, seeds train.seed * members + i
+    rr_share: float = 0.5  # weight of the RR logistic model in the averaged probabilities (0: networks only)
+    rr_model_features: tuple[str, ...] = RR_MODEL_FEATURES
+    rr_model_weight_power: float = 0.5
     train: TrainSettings = TrainSettings(epochs=12, batch_size=128, lr=2e-3, weight_decay=1e-3)
 
     def __post_init__(self) -> None:
@@ -65,17 +81,34 @@ class EcgSettings:
             raise ValueError("n_fraction must be in (0, 1]")
         if not 0 <= self.jitter <= MARGIN:
             raise ValueError(f"jitter must be in [0, {MARGIN}] samples")
+        if self.members < 1:
+            raise ValueError("members must be >= 1")
+        if not 0 <= self.rr_share < 1:
+            raise ValueError("rr_share must be in [0, 1)")
         check_rr_names(self.rr_features)
+        check_rr_names(self.rr_model_features)
+        if self.rr_share > 0 and not self.rr_model_features:
+            raise ValueError("rr_share > 0 needs rr_model_features")
+
+    @property
+    def cnn_features(self) -> tuple[str, ...]:
+        """The RR features each network reads (none without use_rr)."""
+        return tuple(self.rr_features) if self.use_rr else ()
+
+    @property
+    def rr_model_inputs(self) -> tuple[str, ...]:
+        """The RR logistic model's features (none when it takes no share)."""
+        return tuple(self.rr_model_features) if self.rr_share > 0 else ()
 
     @property
     def side_names(self) -> tuple[str, ...]:
-        """The RR features the model reads (none without use_rr)."""
-        return tuple(self.rr_features) if self.use_rr else ()
+        """The RR features the whole ensemble reads, in the order of RR_FEATURES."""
+        return union_names(self.cnn_features, self.rr_model_inputs)
 
     def model_config(self) -> ResNetConfig:
         return ResNetConfig(dim=1, in_channels=2, num_classes=len(CLASSES), widths=self.widths,
                             kernel_size=self.kernel_size, stem_kernel=self.kernel_size, dropout=self.dropout,
-                            side_features=len(self.side_names))
+                            side_features=len(self.cnn_features))
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -105,8 +138,8 @@ def _batches(data: BeatSet, s: EcgSettings) -> Callable[[np.random.Generator], I
             x = x * rng.uniform(1 - s.amplitude, 1 + s.amplitude, size=(len(idx), 1, 1))
             x = x + rng.normal(0, s.noise, size=x.shape)
             side = None
-            if s.side_names:
-                rr = select_rr(data.rr[idx], s.side_names)
+            if s.cnn_features:
+                rr = select_rr(data.rr[idx], s.cnn_features)
                 side = torch.from_numpy((rr + rng.normal(0, s.rr_noise, size=rr.shape)).astype(np.float32))
             yield (torch.from_numpy(x.astype(np.float32)), side,
                    torch.from_numpy(data.labels[idx]))
@@ -145,23 +178,33 @@ def validation_score(labels: np.ndarray, predicted: np.ndarray) -> float:
 
 @dataclass
 class TrainedEcg:
-    model: nn.Module
+    model: EcgEnsemble
     settings: EcgSettings
-    fit: FitResult
+    fits: list[FitResult]  # one per network
     train_records: tuple[str, ...]
     validation_records: tuple[str, ...]
     train_counts: dict[str, int]
+    validation_score: float | None  # the ensemble's, on the validation records
+    seconds: float
+
+    def summary(self) -> dict:
+        return {"best_epochs": [f.best_epoch for f in self.fits], "validation_score": self.validation_score,
+                "member_validation_scores": [f.best_score for f in self.fits], "train_seconds": round(self.seconds, 1)}
+
+    def history_dicts(self) -> list[dict]:
+        return [{"member": i, **h} for i, f in enumerate(self.fits) for h in f.history_dicts()]
 
 
 def train_ecg(data_dir: str | Path, *, settings: EcgSettings = EcgSettings(),
               train_records: tuple[str, ...] | None = None, validation_records: tuple[str, ...] | None = VALIDATION,
               on_epoch: Callable[[EpochReport], None] | None = None,
               on_record: Callable[[str], None] | None = None, on_step: Callable[[int, float], None] | None = None,
-              data: BeatSet | None = None) -> TrainedEcg:
-    """Train on DS1 (minus `validation_records`, which choose the best epoch); DS2 is refused.
+              on_member: Callable[[int], None] | None = None, data: BeatSet | None = None) -> TrainedEcg:
+    """Train on DS1 (minus `validation_records`, which choose each network's best epoch); DS2 is refused.
 
     With `validation_records=None` it trains on all of `train_records` for
-    `settings.train.epochs` epochs and keeps the last epoch.
+    `settings.train.epochs` epochs and keeps the last epoch. `on_member(i)` is
+    called before network i is trained.
     """
     val = tuple(validation_records or ())
     if train_records is None:
@@ -175,7 +218,7 @@ def train_ecg(data_dir: str | Path, *, settings: EcgSettings = EcgSettings(),
         data = load_beats(data_dir, train_records + val, on_record=on_record)
     train = data.subset(np.isin(data.records, train_records) & (data.labels >= 0))
     valid = data.subset(np.isin(data.records, val) & (data.labels >= 0)) if val else None
-    model = build_model(settings.model_config())
+    t0 = time.perf_counter()
     seen = np.r_[train.labels[train.labels > 0], np.zeros(int(round(settings.n_fraction * (train.labels == 0).sum())),
                                                            dtype=np.int64)]
     weights = torch.from_numpy(class_weights(seen, settings.weight_power))
@@ -189,23 +232,42 @@ def train_ecg(data_dir: str | Path, *, settings: EcgSettings = EcgSettings(),
     if valid is not None:
         def validate(m: nn.Module) -> float:
             return validation_score(valid.labels,
-                                    predict_beats(m, valid.windows, valid.rr, settings.side_names).argmax(1))
+                                    predict_beats(m, valid.windows, valid.rr, settings.cnn_features).argmax(1))
 
-    result = fit(model, batches=_batches(train, settings), steps_per_epoch=steps, loss_fn=loss_fn,
-                 settings=settings.train, validate=validate, on_epoch=on_epoch, on_step=on_step)
-    return TrainedEcg(model, settings, result, tuple(train_records), val, train.counts())
+    ensemble = EcgEnsemble(settings.model_config(), members=settings.members, cnn_features=settings.cnn_features,
+                           rr_model_features=settings.rr_model_inputs, rr_share=settings.rr_share)
+    fits = []
+    for i, network in enumerate(ensemble.networks):
+        if on_member:
+            on_member(i)
+        member_train = replace(settings.train, seed=settings.train.seed * settings.members + i)
+        fits.append(fit(network, batches=_batches(train, settings), steps_per_epoch=steps, loss_fn=loss_fn,
+                        settings=member_train, validate=validate, on_epoch=on_epoch, on_step=on_step))
+    if ensemble.rr_model is not None:
+        rr_model = fit_rr_logistic(select_rr(train.rr, settings.rr_model_inputs), train.labels,
+                                   classes=len(CLASSES), weight_power=settings.rr_model_weight_power)
+        ensemble.rr_model.load_state_dict(rr_model.state_dict())
+    ensemble.eval()
+    score = None
+    if valid is not None:
+        score = validation_score(valid.labels,
+                                 predict_beats(ensemble, valid.windows, valid.rr, settings.side_names).argmax(1))
+    return TrainedEcg(ensemble, settings, fits, tuple(train_records), val, train.counts(), score,
+                      time.perf_counter() - t0)
 
 
 def save_ecg(path: str | Path, trained: TrainedEcg) -> Path:
     before, after = window_length()
     info = {"classes": list(CLASSES), "model_fs": MODEL_FS, "window": [before, after],
             "rr_features": list(trained.settings.side_names),
-            "use_rr": trained.settings.use_rr, "lead": "MLII", "settings": trained.settings.to_dict(),
+            "use_rr": bool(trained.settings.side_names), "lead": "MLII", "settings": trained.settings.to_dict(),
             "train_records": list(trained.train_records), "validation_records": list(trained.validation_records),
-            "train_counts": trained.train_counts, "best_epoch": trained.fit.best_epoch,
-            "train_seconds": round(trained.fit.seconds, 1)}
-    return save_checkpoint(path, trained.model, task=TASK, architecture="resnet",
-                           config=trained.settings.model_config(), info=info, history=trained.fit.history_dicts())
+            "train_counts": trained.train_counts, **trained.summary(),
+            "ensemble": {"members": trained.settings.members, "cnn_features": list(trained.settings.cnn_features),
+                         "rr_model_features": list(trained.settings.rr_model_inputs),
+                         "rr_share": trained.settings.rr_share}}
+    return save_checkpoint(path, trained.model, task=TASK, architecture=ARCHITECTURE,
+                           config=trained.settings.model_config(), info=info, history=trained.history_dicts())
 
 
 def load_ecg(checkpoint: str | Path, *, device: str = "auto"):
@@ -213,10 +275,14 @@ def load_ecg(checkpoint: str | Path, *, device: str = "auto"):
     from ...faces.models import resolve_device
     from ..errors import CheckpointError
 
-    ck = load_checkpoint(checkpoint, task=TASK, device=resolve_device(device))
+    ck = load_checkpoint(checkpoint, task=TASK, device=resolve_device(device),
+                         builders={ARCHITECTURE: ensemble_from_info})
     before, after = window_length()
     side = checkpoint_side_names(ck)  # older checkpoints stored every feature
-    if not set(side) <= set(RR_FEATURES) or len(side) != ck.config.side_features \
+    # a single network (earlier releases) reads its side features directly; an ensemble names what it reads
+    consistent = (tuple(side) == ck.model.side_names if isinstance(ck.model, EcgEnsemble)
+                  else len(side) == ck.config.side_features)
+    if not set(side) <= set(RR_FEATURES) or not consistent \
             or ck.info.get("model_fs") != MODEL_FS or list(ck.info.get("window", [])) != [before, after]:
         raise CheckpointError(f"{checkpoint} was trained on other beat inputs than this cnnkit makes; retrain it "
                               "(cnnkit ndconv ecg train)")
