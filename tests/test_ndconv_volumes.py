@@ -137,7 +137,8 @@ def test_train_evaluate_predict(small_model, tmp_path):
 
 def test_decision_threshold_is_chosen_on_validation_and_kept(small_model):
     from cnnkit.ndconv.checkpoint import load_checkpoint
-    from cnnkit.ndconv.volumes.train import binary_scores, choose_threshold, decide, evaluate_volumes
+    from cnnkit.ndconv.volumes.train import (binary_scores, choose_threshold, decide, evaluate_volumes,
+                                             predict_volumes)
 
     labels = np.array([0, 0, 0, 0, 1, 1])
     p1 = np.array([0.05, 0.1, 0.2, 0.3, 0.35, 0.45])  # under-confident: every p < 0.5
@@ -153,6 +154,10 @@ def test_decision_threshold_is_chosen_on_validation_and_kept(small_model):
     assert 0 < threshold < 1
     report = evaluate_volumes(path, data, split="val", device="cpu")
     assert report["threshold"] == threshold and report["acc"] >= report["acc_at_0.5"]
+    # kept from the best epoch's validation pass: the saved model's own val predictions give the same cut
+    with np.load(data) as z:
+        fresh = predict_volumes(load_checkpoint(path, task="volumes").model, z["val_images"], tta="none")
+        assert choose_threshold(z["val_labels"].ravel(), fresh[:, 1]) == pytest.approx(threshold)
 
 
 def test_cli(small_model, tmp_path, capsys):

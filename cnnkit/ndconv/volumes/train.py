@@ -147,8 +147,11 @@ def train_volumes(data: str | Path, *, settings: VolumeSettings = VolumeSettings
     loss = nn.CrossEntropyLoss()
     val_report: dict = {}
 
+    val_probs: list[np.ndarray] = []  # per epoch; the best epoch's choose the threshold
+
     def validate(m: nn.Module) -> float:
-        s = binary_scores(val.labels, predict_volumes(m, val.images, tta=settings.tta))
+        val_probs.append(predict_volumes(m, val.images, tta=settings.tta))
+        s = binary_scores(val.labels, val_probs[-1])
         val_report.setdefault("epochs", []).append({"auc": s["auc"], "acc": s["acc"]})
         return s["auc"] + 1e-3 * s["acc"]  # AUC first, ACC breaks ties
 
@@ -157,9 +160,9 @@ def train_volumes(data: str | Path, *, settings: VolumeSettings = VolumeSettings
     best = val_report["epochs"][result.best_epoch - 1]
     threshold = None
     if num_classes == 2:
-        val_probs = predict_volumes(model, val.images, tta=settings.tta)
-        threshold = choose_threshold(val.labels, val_probs[:, 1])
-        best["acc_at_threshold"] = binary_scores(val.labels, val_probs, threshold)["acc"]
+        probs = val_probs[result.best_epoch - 1]  # fit() left the model with that epoch's weights
+        threshold = choose_threshold(val.labels, probs[:, 1])
+        best["acc_at_threshold"] = binary_scores(val.labels, probs, threshold)["acc"]
     return TrainedVolumes(model, settings, result, size, num_classes, best, threshold)
 
 
