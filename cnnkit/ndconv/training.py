@@ -72,6 +72,15 @@ class FitResult:
         return [asdict(h) for h in self.history]
 
 
+def class_weights(labels: np.ndarray, power: float, classes: int) -> np.ndarray:
+    """Loss weight per class, (n / n_k) ** power (1 balanced, 0 none), 0 for a class with no examples,
+    normalised so that the mean weight per example is 1."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=classes)[:classes].astype(np.float64)
+    w = (counts.sum() / np.maximum(counts, 1)) ** power
+    w[counts == 0] = 0
+    return (w / (w * counts).sum() * counts.sum()).astype(np.float32)
+
+
 def seed_everything(seed: int) -> np.random.Generator:
     """Seed Python, NumPy and PyTorch; returns a NumPy generator for the caller's own draws."""
     random.seed(seed)

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..training import class_weights
+
 
 class RRLogistic(nn.Module):
     """logits = W ((rr - mean) / scale) + b; mean and scale are stored with the weights."""
@@ -39,10 +41,7 @@ def fit_rr_logistic(rr: np.ndarray, labels: np.ndarray, *, classes: int, weight_
         raise ValueError(f"need (n, f) features and n labels, got {rr.shape} and {labels.shape}")
     x = torch.as_tensor(rr, dtype=torch.float32)
     y = torch.as_tensor(labels, dtype=torch.int64)
-    counts = torch.bincount(y, minlength=classes).double()
-    weights = (counts.sum() / counts.clamp_min(1)) ** weight_power
-    weights[counts == 0] = 0
-    weights = (weights / (weights * counts).sum() * counts.sum()).float()
+    weights = torch.from_numpy(class_weights(labels, weight_power, classes))
     model = RRLogistic(rr.shape[1], classes)
     with torch.no_grad():
         model.mean.copy_(x.mean(0))

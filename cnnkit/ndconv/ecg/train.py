@@ -34,7 +34,7 @@ from torch import nn
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..metrics import class_reports, confusion_matrix, macro_f1
 from ..models import ResNetConfig
-from ..training import EpochReport, FitResult, TrainSettings, fit, predict_batches
+from ..training import EpochReport, FitResult, TrainSettings, class_weights, fit, predict_batches
 from .aami import CLASSES, DS1, DS2
 from .beats import MARGIN, MODEL_FS, RR_FEATURES, check_rr_names, crop_windows, select_rr, window_length
 from .ensemble import ARCHITECTURE, EcgEnsemble, ensemble_from_info, union_names
@@ -114,13 +114,6 @@ class EcgSettings:
         d = asdict(self)
         d["train"] = self.train.to_dict()
         return d
-
-
-def class_weights(labels: np.ndarray, power: float) -> np.ndarray:
-    counts = np.array([(labels == k).sum() for k in range(len(CLASSES))], dtype=np.float64)
-    w = (counts.sum() / np.maximum(counts, 1)) ** power
-    w[counts == 0] = 0
-    return (w / (w * counts).sum() * counts.sum()).astype(np.float32)  # mean weight per beat = 1
 
 
 def _batches(data: BeatSet, s: EcgSettings) -> Callable[[np.random.Generator], Iterator]:
@@ -221,7 +214,7 @@ def train_ecg(data_dir: str | Path, *, settings: EcgSettings = EcgSettings(),
     t0 = time.perf_counter()
     seen = np.r_[train.labels[train.labels > 0], np.zeros(int(round(settings.n_fraction * (train.labels == 0).sum())),
                                                            dtype=np.int64)]
-    weights = torch.from_numpy(class_weights(seen, settings.weight_power))
+    weights = torch.from_numpy(class_weights(seen, settings.weight_power, len(CLASSES)))
     loss = nn.CrossEntropyLoss(weight=weights)
     steps = len(seen) // settings.train.batch_size
 
