@@ -1,6 +1,6 @@
 """LFW View 2, from raw JPEGs, cnnkit against ageitgey's face_recognition in the same run.
 
-Both go through the same protocol and the same metric code (cnnkit.faces.metrics):
+Both go through the same protocol and the same metric code (cnnkit.runtime.metrics):
 every image of pairs.txt is encoded once; the face nearest the image centre is
 the face of interest; 10 folds, each fold's threshold chosen on the other nine.
 An image in which a tool finds no face gives its pairs an infinite distance
@@ -33,7 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import LFW, RESULTS, command, machine, peak_rss_mib  # noqa: E402
 
-from cnnkit.faces import metrics  # noqa: E402
+from cnnkit.runtime import metrics  # noqa: E402
 from cnnkit.faces.evaluate import evaluate_pairs, read_pairs  # noqa: E402
 
 

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import LFW, RESULTS, command, machine  # noqa: E402
 from train_common import lfw_embeddings  # noqa: E402
 
-from cnnkit.faces import metrics  # noqa: E402
+from cnnkit.runtime import metrics  # noqa: E402
 from cnnkit.faces.evaluate import read_pairs  # noqa: E402
 from cnnkit.faces.train.binary_head import fit_binary_head  # noqa: E402
 

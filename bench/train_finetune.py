@@ -37,7 +37,7 @@ from common import LFW, RESULTS, command, machine  # noqa: E402
 from train_common import lfw_embeddings, people_images, view2_people_folds  # noqa: E402
 
 from cnnkit.cli.train import read_people  # noqa: E402
-from cnnkit.faces import metrics  # noqa: E402
+from cnnkit.runtime import metrics  # noqa: E402
 from cnnkit.faces.evaluate import read_pairs  # noqa: E402
 from cnnkit.faces.train.loop import EmbeddingData, TrainSettings, train  # noqa: E402
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cnnkit.errors import CnnkitError
-from cnnkit.faces import metrics
+from cnnkit.runtime import metrics
 from cnnkit.faces.evaluate import read_pairs
 
 from .conftest import LFW

@@ -9,7 +9,7 @@ from cnnkit.ndconv.ecg.aami import AAMI, CLASSES, DS1, DS2, PACED, aami_class, c
 from cnnkit.ndconv.ecg.beats import RR_FEATURES, beat_inputs, crop_windows, rr_features, window_length
 from cnnkit.ndconv.ecg.qrs import detect_qrs, detection_scores, match_beats
 from cnnkit.ndconv.ecg.records import EcgRecord, read_record
-from cnnkit.ndconv.errors import SignalError
+from cnnkit.errors import SignalError
 
 from .conftest import DATA
 
@@ -255,7 +255,7 @@ def test_checkpoint_holds_the_whole_ensemble(small_ecg_model, tmp_path):
 
     from cnnkit.ndconv.ecg.ensemble import EcgEnsemble
     from cnnkit.ndconv.ecg.train import RR_MODEL_FEATURES, load_ecg
-    from cnnkit.ndconv.errors import CheckpointError
+    from cnnkit.errors import CheckpointError
 
     ck = load_ecg(small_ecg_model, device="cpu")
     assert isinstance(ck.model, EcgEnsemble) and len(ck.model.networks) == 3

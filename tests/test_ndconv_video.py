@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnnkit.ndconv.errors import VideoError
+from cnnkit.errors import VideoError
 from cnnkit.ndconv.video.io import read_clips, read_frames, to_clips, write_video
 from cnnkit.ndconv.video.synth import DIRECTIONS, make_clips, moving_clip
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from cnnkit.ndconv.errors import CheckpointError, VolumeError
+from cnnkit.errors import CheckpointError, VolumeError
 from cnnkit.ndconv.volumes.augment import augment, symmetry_views
 from cnnkit.ndconv.volumes.io import as_model_input, list_volume_files, load_split, read_volumes
 

@@ -9,7 +9,8 @@ import pytest
 
 from cnnkit.cli import serve
 from cnnkit.faces.gallery.keys import ApiKey, check_key, create_key, list_keys, revoke_key
-from cnnkit.faces.gallery.store import GalleryError, GalleryStore
+from cnnkit.errors import GalleryError
+from cnnkit.faces.gallery.store import GalleryStore
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

@@ -13,7 +13,7 @@ from torch import nn
 
 from cnnkit.cli.main import main
 from cnnkit.visualize import TopPatches, list_images
-from cnnkit.visualize.errors import ImageTooSmallError, LayerNotFoundError, NoImagesError, UntraceableModelError
+from cnnkit.errors import ImageTooSmallError, LayerNotFoundError, NoImagesError, UntraceableModelError
 from cnnkit.visualize.hooks import run_captured
 
 from .conftest import DATA, lfw_image

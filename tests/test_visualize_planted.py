@@ -9,7 +9,7 @@ from PIL import Image
 from torch import nn
 
 from cnnkit.visualize import TopPatches
-from cnnkit.visualize.errors import StateMismatchError
+from cnnkit.errors import StateMismatchError
 from cnnkit.visualize.topk import TopK
 
 SIZE = 48

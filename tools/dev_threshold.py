@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnkit.faces import metrics
+from cnnkit.runtime import metrics
 from cnnkit.faces.evaluate import centre_fallback, read_pairs
 from cnnkit.faces.pipeline import embed_images
 

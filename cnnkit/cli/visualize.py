@@ -44,7 +44,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_visualize(args: argparse.Namespace) -> int:
-    from ..faces.models import resolve_device
+    from ..runtime.device import resolve_device
     from ..visualize import TopPatches, list_images, load_model
     from ..visualize.report import write_report
 

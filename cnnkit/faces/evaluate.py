@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CnnkitError
-from . import metrics
+from ..runtime import metrics
 from .models import DEFAULT_ENCODER, load_detector
 from .pipeline import ImageResult, embed_images, faces_from_detections
 from .settings import MIN_FACE_SIZE, DetectorSettings

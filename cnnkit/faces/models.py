@@ -6,6 +6,7 @@ import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..runtime.device import resolve_device
 from ..weights import load_state_dict
 
 if TYPE_CHECKING:
@@ -15,20 +16,6 @@ if TYPE_CHECKING:
 DEFAULT_ENCODER = "dlib-resnet-v1"
 DEFAULT_DETECTOR = "mtcnn"
 
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """`None` or "auto" picks CUDA when present, else the CPU; bad names raise ValueError."""
-    import torch
-
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"unknown device {device!r}; use 'cpu', 'cuda', 'cuda:N' or 'auto'") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' asked for, but PyTorch sees no CUDA GPU; use --device cpu")
-    return resolved
 
 
 def load_detector(device: str | torch.device | None = None):

@@ -7,7 +7,7 @@ The task packages (`ecg`, `volumes`, `video`) load their dependencies (wfdb,
 scipy, nibabel, PyAV) only when used.
 """
 
-from .errors import CheckpointError, SignalError, VideoError, VolumeError
+from ..errors import CheckpointError, SignalError, VideoError, VolumeError
 from .layers import ResidualBlock, conv, count_parameters, global_pool, norm, pool
 from .models import FramesAsChannels2D, PerFrame2D, ResNetConfig, ResNetND, build_model
 from .shapes import ConvShape, conv_output_size, conv_shape

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 from .models import ResNetConfig, build_model
 
 META_KEY = "cnnkit_ndconv"

@@ -1,6 +1,6 @@
 """Classification metrics: confusion matrix, per-class Se / +P / F1, macro F1, ROC and AUC.
 
-The ROC and AUC come from cnnkit.faces.metrics (written for distances: smaller
+The ROC and AUC come from cnnkit.runtime.metrics (written for distances: smaller
 means "positive"), called with the negated score.
 """
 
@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..faces import metrics as _roc
+from ..runtime import metrics as _roc
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:

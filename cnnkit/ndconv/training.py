@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..faces.models import resolve_device
+from ..runtime.device import resolve_device
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import math
 import os
 from dataclasses import dataclass
 
-from ..errors import CnnkitError
+from ..errors import OutputTooLargeError
 from .vgg import LAYER_CHANNELS, LAYER_NAMES
 
 MiB = 1 << 20
@@ -28,9 +28,6 @@ BASE_BYTES = 512 * MiB
 #: corresponds to about 1.3-1.4; 1.6 keeps the estimate 7-16 % above every measurement (256-1024 px).
 ACTIVATION_FACTOR = 1.6
 
-
-class OutputTooLargeError(CnnkitError):
-    """The requested output would not fit in memory; the message names a size that would."""
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,7 @@ def style_transfer(content: ImageInput, style: ImageInput | Sequence[ImageInput]
     if len(blend) != len(styles):
         raise ValueError(f"style_blend has {len(blend)} weights for {len(styles)} style images; give one per image")
 
-    from ..faces.models import resolve_device
+    from ..runtime.device import resolve_device
 
     device = resolve_device(s.device)
     content_img = load_image(content)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .errors import LayerNotFoundError
+from ..errors import LayerNotFoundError
 
 #: The models known by name.
 MODEL_CHOICES = ("vgg19", "face-encoder")

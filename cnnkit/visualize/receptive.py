@@ -44,13 +44,10 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.weak import WeakIdKeyDictionary
 
-from ..errors import CnnkitError
+from ..errors import UntraceableModelError
 
 __all__ = ["Axis", "ReceptiveField", "Trace", "UntraceableModelError", "trace", "trace_receptive_fields"]
 
-
-class UntraceableModelError(CnnkitError):
-    """The receptive fields of a model cannot be computed (an operation the layer arithmetic does not cover)."""
 
 
 @dataclass(frozen=True)

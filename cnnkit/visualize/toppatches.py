@@ -24,10 +24,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import CnnkitError, NoFaceError
+from ..errors import CnnkitError, ImageTooSmallError, NoFaceError, StateMismatchError, UntraceableModelError
 from ..images import load_image
 from .data import FaceChips, ResizeCrop, box_in_original, crop_box
-from .errors import ImageTooSmallError, StateMismatchError, UntraceableModelError
 from .hooks import capture, forward_until
 from .models import VisualModel, load_model
 from .receptive import ReceptiveField, Trace, trace

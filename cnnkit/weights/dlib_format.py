@@ -66,7 +66,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import WeightsError
+from ..errors import DlibFormatError
 
 __all__ = [
     "DlibFormatError",
@@ -84,15 +84,6 @@ _EXP_INF, _EXP_NINF, _EXP_NAN = 32000, 32001, 32002
 _MAX_STRING = 1 << 20
 _IDENTIFIER = re.compile(rb"[A-Za-z_][A-Za-z0-9_<>]*")
 
-
-class DlibFormatError(WeightsError, ValueError):
-    """A file is truncated, corrupt, not a dlib file, or uses an unsupported part of the format."""
-
-    def __init__(self, message: str, *, source: str = "<bytes>", offset: int | None = None) -> None:
-        where = source if offset is None else f"{source} at byte {offset}"
-        super().__init__(f"{where}: {message}")
-        self.source = source
-        self.offset = offset
 
 
 class DlibReader:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from ...errors import CnnkitError
+from ...runtime.clock import utc_timestamp
 from ..evaluate import evaluate_pairs, read_pairs
 from ..pipeline import ImageResult
 from .gallery import Gallery
@@ -51,7 +51,7 @@ def calibrate(gallery: Gallery, pairs_path: str | Path, images_dir: str | Path, 
         "far_target": far,
         "far_measured": far_measured,
         "tar_measured": tar,
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "date": utc_timestamp(),
     }
     gallery.set_threshold(threshold, source)
     return {"threshold": threshold, **source}

@@ -23,11 +23,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
 from dataclasses import dataclass
 from typing import Literal
 
-from .store import GalleryError, GalleryStore
+from ...errors import GalleryError
+from ...runtime.clock import utc_timestamp
+from .store import GalleryStore
 
 Role = Literal["read", "write"]
 ROLES: tuple[Role, ...] = ("read", "write")
@@ -65,9 +66,6 @@ def hash_key(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
 
 def _row_to_key(row: tuple) -> ApiKey:
     return ApiKey(id=int(row[0]), role=row[1], label=row[2], created_at=row[3], revoked_at=row[4])
@@ -86,7 +84,7 @@ def create_key(store: GalleryStore, role: Role, *, label: str = "") -> tuple[str
     token = KEY_PREFIX + secrets.token_urlsafe(KEY_BYTES)
     with store.write() as tx:
         cur = tx.execute("INSERT INTO api_keys (key_hash, role, label, created_at) VALUES (?, ?, ?, ?)",
-                         (hash_key(token), role, label, _now()))
+                         (hash_key(token), role, label, utc_timestamp()))
         key_id = int(cur.lastrowid)
         row = tx.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)).fetchone()
     return token, _row_to_key(row)
@@ -113,7 +111,7 @@ def revoke_key(store: GalleryStore, key_id: int) -> ApiKey:
         if row is None:
             raise GalleryError(f"no API key with id {key_id} in {store.path}; `cnnkit serve keys list` shows them")
         if row[4] is None:
-            tx.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ?", (_now(), key_id))
+            tx.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ?", (utc_timestamp(), key_id))
     return get_key(store, key_id)
 
 

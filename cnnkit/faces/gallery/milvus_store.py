@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,7 +32,9 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from .search import Hit
-from .store import FORMAT, SCHEMA_VERSION, EmbeddingRecord, GalleryError, Person
+from ...errors import GalleryError
+from ...runtime.clock import utc_timestamp
+from .store import FORMAT, SCHEMA_VERSION, EmbeddingRecord, Person
 
 SCHEMES = ("milvus://", "milvus-lite://")
 DEFAULT_COLLECTION = "gallery"
@@ -94,9 +95,6 @@ class MilvusLocation:
             raise GalleryError(f"{location}: a collection name is letters, digits and _ (not starting with a digit)")
         return cls(uri=uri, name=name, lite=lite)
 
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 @dataclass
@@ -186,7 +184,7 @@ class MilvusStore:
         self.client.create_collection(self.c_people, schema=people, index_params=flat("dummy"),
                                       consistency_level="Strong")
         # Written last: the gallery exists once its meta says so.
-        self._upsert_meta({"format": FORMAT, "schema_version": str(SCHEMA_VERSION), "created_at": _now(),
+        self._upsert_meta({"format": FORMAT, "schema_version": str(SCHEMA_VERSION), "created_at": utc_timestamp(),
                            "next_person_id": "1", "next_embedding_id": "1"})
 
     def _create_embeddings(self, dim: int) -> None:
@@ -338,7 +336,7 @@ class MilvusStore:
                    person_id: int | None = None, created_at: str | None = None) -> int:
         person_id = self._allocate(tx, "next_person_id", 1, at=person_id)
         tx.new_people[person_id] = {"id": person_id, "name": name, "metadata": metadata or {}, "embeddings": 0,
-                                    "created_at": created_at or _now(), "dummy": _DUMMY}
+                                    "created_at": created_at or utc_timestamp(), "dummy": _DUMMY}
         return person_id
 
     def add_embeddings(self, tx: MilvusWrite, person_id: int, records: list[EmbeddingRecord],
@@ -356,7 +354,7 @@ class MilvusStore:
                 "vector": np.ascontiguousarray(rec.vector, dtype=np.float32).tolist(),
                 "model": model, "model_version": model_version, "source": rec.source,
                 "source_sha256": rec.source_sha256, "box": box,
-                "created_at": created_at[i] if created_at else _now()})
+                "created_at": created_at[i] if created_at else utc_timestamp()})
         if person_id in tx.new_people:
             tx.new_people[person_id]["embeddings"] += len(records)
         else:

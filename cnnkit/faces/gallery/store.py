@@ -14,7 +14,6 @@ import json
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,19 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import CnnkitError
+from ...errors import GalleryError
+from ...runtime.clock import utc_timestamp
 
 FORMAT = "cnnkit-gallery"
 SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 30.0
 
 
-class GalleryError(CnnkitError):
-    """A gallery cannot be opened or changed as asked (the message says why and what to do)."""
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def _execute_script(db: sqlite3.Connection, script: str) -> None:
@@ -203,7 +197,7 @@ class GalleryStore:
                 for version in sorted(MIGRATIONS):
                     MIGRATIONS[version](tx)
                 tx.executemany("INSERT INTO meta VALUES (?, ?)", [
-                    ("format", FORMAT), ("schema_version", str(SCHEMA_VERSION)), ("created_at", _now())])
+                    ("format", FORMAT), ("schema_version", str(SCHEMA_VERSION)), ("created_at", utc_timestamp())])
             return
         if "meta" not in tables:
             raise GalleryError(f"{self.path}: a SQLite database, but not a cnnkit gallery")
@@ -264,7 +258,7 @@ class GalleryStore:
                    person_id: int | None = None, created_at: str | None = None) -> int:
         """A new person; `person_id`/`created_at` keep those of a gallery being migrated."""
         cur = tx.execute("INSERT INTO people (id, name, metadata, created_at) VALUES (?, ?, ?, ?)",
-                         (person_id, name, json.dumps(metadata or {}), created_at or _now()))
+                         (person_id, name, json.dumps(metadata or {}), created_at or utc_timestamp()))
         return int(cur.lastrowid)
 
     def add_embeddings(self, tx: sqlite3.Connection, person_id: int, records: list[EmbeddingRecord],
@@ -277,7 +271,7 @@ class GalleryStore:
                 "INSERT INTO embeddings (person_id, vector, model, model_version, source, source_sha256, box, "
                 "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (person_id, vector.tobytes(), model, model_version, rec.source, rec.source_sha256, box,
-                 created_at[i] if created_at else _now()))
+                 created_at[i] if created_at else utc_timestamp()))
             ids.append(int(cur.lastrowid))
         return ids
 

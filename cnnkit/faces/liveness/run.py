@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..models import resolve_device
+from ...runtime.device import resolve_device
 from ..pipeline import detect_batch
 from ..settings import MIN_FACE_SIZE, DetectorSettings
 from .check import LivenessCheck, LivenessResult, LivenessSettings

@@ -21,14 +21,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...errors import CnnkitError
+from ...errors import CheckpointError
 from ..saved_encoder import FORMAT
 
 STATE_FILE = "state.json"
 
-
-class CheckpointError(CnnkitError):
-    """A checkpoint cannot be resumed (missing, damaged, or of another model)."""
 
 
 def _flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import CnnkitError
+from ...errors import CnnkitError, DatasetError
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +35,6 @@ SELECT_CHOICES = ("center", "largest")
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
-
-class DatasetError(CnnkitError):
-    """A training dataset cannot be used (empty, no person with two images, ...)."""
 
 
 def default_cache_dir() -> Path:

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...errors import CnnkitError
-from .. import metrics
+from ...errors import TrainingError
+from ...runtime import metrics
 from .augment import Augment
 from .binary_head import FEATURE_CHOICES, BinaryHead, BinaryHeadLoss
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -42,9 +42,6 @@ log = logging.getLogger(__name__)
 LOSS_CHOICES = ("triplet", "contrastive", "binary")
 OPTIMIZER_CHOICES = ("adam", "sgd")
 
-
-class TrainingError(CnnkitError):
-    """Training cannot go on (a loss that is not finite, ...)."""
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..models import DEFAULT_ENCODER, embedding_model, load_encoder, resolve_device
+from ...runtime.device import resolve_device
+from ..models import DEFAULT_ENCODER, embedding_model, load_encoder
 from .binary_head import save_head
 from .checkpoint import save_encoder
 from .dataset import IdentityDataset, Progress, default_cache_dir, image_chips

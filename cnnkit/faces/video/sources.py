@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import CnnkitError
+from ...errors import VideoSourceError
 from ...images import load_image
 
 log = logging.getLogger(__name__)
@@ -31,9 +31,6 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 _CAMERA = re.compile(r"^(?:camera|webcam|cam):(\d+)$")
 
-
-class VideoSourceError(CnnkitError):
-    """A video source cannot be opened or read."""
 
 
 @dataclass(frozen=True)

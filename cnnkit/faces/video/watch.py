@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..models import resolve_device
+from ...runtime.device import resolve_device
 from ..pipeline import chips_for_faces, detect_batch, encode_chips
 from ..settings import MIN_FACE_SIZE, DetectorSettings
 from ..liveness.check import LivenessCheck, LivenessSettings

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import SignalError
+from ...errors import SignalError
 
 MODEL_FS = 180
 BEFORE_S = 0.25

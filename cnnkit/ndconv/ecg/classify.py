@@ -12,7 +12,7 @@ from typing import Literal
 
 import numpy as np
 
-from ..errors import SignalError
+from ...errors import SignalError
 from .beats import beat_inputs
 from .qrs import detect_qrs
 from .records import DEFAULT_LEAD, EcgRecord, read_record

@@ -13,7 +13,7 @@ from typing import Callable, Iterable, Literal
 
 import numpy as np
 
-from ..errors import SignalError
+from ...errors import SignalError
 from .aami import CLASSES, class_index
 from .beats import beat_inputs
 from .qrs import detect_qrs, match_beats

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import SignalError
+from ...errors import SignalError
 from .aami import is_beat
 
 log = logging.getLogger(__name__)

@@ -265,8 +265,8 @@ def save_ecg(path: str | Path, trained: TrainedEcg) -> Path:
 
 def load_ecg(checkpoint: str | Path, *, device: str = "auto"):
     """An ECG checkpoint, refused when it was made for other beat inputs (RR features, rate, window)."""
-    from ...faces.models import resolve_device
-    from ..errors import CheckpointError
+    from ...runtime.device import resolve_device
+    from ...errors import CheckpointError
 
     ck = load_checkpoint(checkpoint, task=TASK, device=resolve_device(device),
                          builders={ARCHITECTURE: ensemble_from_info})

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import VideoError
+from ...errors import VideoError
 
 log = logging.getLogger(__name__)
 

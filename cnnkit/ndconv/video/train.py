@@ -152,7 +152,7 @@ class ClipPrediction:
 def predict_video(checkpoint: str | Path, video: str | Path, *, stride: int | None = None,
                   device: str = "auto") -> list[ClipPrediction]:
     """Decode `video` with PyAV into clips of the model's length and size, and classify each."""
-    from ...faces.models import resolve_device
+    from ...runtime.device import resolve_device
     from .io import read_clips
 
     ck = load_checkpoint(checkpoint, task=TASK, device=resolve_device(device))

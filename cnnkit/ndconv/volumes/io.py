@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import VolumeError
+from ...errors import VolumeError
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..checkpoint import load_checkpoint, save_checkpoint
-from ..errors import VolumeError
+from ...errors import VolumeError
 from ..metrics import accuracy, confusion_matrix, roc_auc
 from ..models import ResNetConfig, build_model
 from ..training import EpochReport, FitResult, TrainSettings, fit
@@ -178,7 +178,7 @@ def save_volumes(path: str | Path, trained: TrainedVolumes, *, dataset: str = ""
 
 def evaluate_volumes(checkpoint: str | Path, data: str | Path, *, split: str = "test", device: str = "auto") -> dict:
     """AUC, ACC and the confusion matrix of a checkpoint on one split; `_probs` / `_labels` for plots."""
-    from ...faces.models import resolve_device
+    from ...runtime.device import resolve_device
 
     ck = load_checkpoint(checkpoint, task=TASK, device=resolve_device(device))
     part = load_split(data, split)
@@ -204,7 +204,7 @@ class VolumePrediction:
 def predict_files(checkpoint: str | Path, paths: list[str | Path], *, device: str = "auto",
                   on_volume: Callable[[str], None] | None = None) -> list[VolumePrediction]:
     """Predictions for every volume in `paths` (files or folders; .npy, .npz, .nii, .nii.gz)."""
-    from ...faces.models import resolve_device
+    from ...runtime.device import resolve_device
     from .io import list_volume_files, read_volumes
 
     ck = load_checkpoint(checkpoint, task=TASK, device=resolve_device(device))
