@@ -13,6 +13,7 @@ import os
 import sys
 
 from .progress import progress_bar
+from ..errors import SettingsError
 
 
 def add_actions(sub: argparse._SubParsersAction) -> None:
@@ -94,7 +95,7 @@ def run_enroll(args: argparse.Namespace) -> int:
     for item in args.meta:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"--meta wants KEY=VALUE, got {item!r}")
+            raise SettingsError(f"--meta wants KEY=VALUE, got {item!r}")
         metadata[key] = value
     with _open(args, create=True, encoder=args.encoder) as gallery, \
             progress_bar(total=len(args.images), unit="img", desc="enroll") as bar:

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..errors import CnnkitError
+from ..errors import CnnkitError, SettingsError
 
 MITDB_CANDIDATES = ("../shared/data/ecg/mitdb", "shared/data/ecg/mitdb", "../../shared/data/ecg/mitdb")
 VOLUME_CANDIDATES = ("../shared/data/volumes/adrenalmnist3d_28.npz", "shared/data/volumes/adrenalmnist3d_28.npz")
@@ -204,7 +204,7 @@ def _records(text: str) -> tuple[str, ...]:
         return named[text.upper()]
     records = tuple(r.strip() for r in text.split(",") if r.strip())
     if not records:
-        raise ValueError("--records must be DS1, DS2 or record names like 100,103")
+        raise SettingsError("--records must be DS1, DS2 or record names like 100,103")
     return records
 
 

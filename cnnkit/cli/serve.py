@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 
-from ..errors import CnnkitError
+from ..errors import CnnkitError, SettingsError
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -74,7 +74,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def _gallery_path(args: argparse.Namespace) -> str:
     if not args.gallery:
-        raise ValueError("say which gallery: --gallery FILE (or set $CNNKIT_GALLERY)")
+        raise SettingsError("say which gallery: --gallery FILE (or set $CNNKIT_GALLERY)")
     return args.gallery
 
 

@@ -12,6 +12,7 @@ from ..style.color import PRESERVE_COLOR_CHOICES
 from ..style.settings import (DEFAULT_CONTENT_LAYER, INIT_CHOICES, OPTIMIZER_CHOICES, StyleSettings,
                               parse_layer_weights)
 from .progress import progress_bar
+from ..errors import SettingsError
 
 _DEFAULTS = StyleSettings()
 
@@ -86,11 +87,11 @@ def run_style(args: argparse.Namespace) -> int:
 
     output = Path(args.output)
     if output.suffix.lower() != ".png":
-        raise ValueError(f"{output}: the output is written as PNG; give a name ending in .png")
+        raise SettingsError(f"{output}: the output is written as PNG; give a name ending in .png")
     if args.save_every is not None and args.save_every < 1:
-        raise ValueError(f"--save-every must be >= 1; got {args.save_every}")
+        raise SettingsError(f"--save-every must be >= 1; got {args.save_every}")
     if not output.parent.exists():
-        raise ValueError(f"{output.parent}: no such folder for the output")
+        raise SettingsError(f"{output.parent}: no such folder for the output")
     settings = settings_from_args(args)
     from ..style.settings import make_settings
 

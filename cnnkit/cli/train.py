@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .progress import progress_bar
+from ..errors import SettingsError
 
 
 def add_actions(sub: argparse._SubParsersAction) -> None:
@@ -68,7 +69,7 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         blocks = [int(b) for b in args.blocks.split(",")]
     except ValueError:
-        raise ValueError(f"--blocks must be comma-separated integers such as 2,2,2,2, got {args.blocks!r}") from None
+        raise SettingsError(f"--blocks must be comma-separated integers such as 2,2,2,2, got {args.blocks!r}") from None
     miner = args.miner or ("semihard" if args.loss == "triplet" else "all")
     settings = TrainSettings(loss=args.loss, miner=miner, margin=args.margin, distance=args.distance,
                              epochs=args.epochs, batch_p=args.batch_p, batch_k=args.batch_k,

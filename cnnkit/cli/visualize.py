@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .progress import progress_bar
+from ..errors import SettingsError
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -50,9 +51,9 @@ def run_visualize(args: argparse.Namespace) -> int:
 
     for name in ("top", "batch_size", "cell"):
         if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+            raise SettingsError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     if args.limit is not None and args.limit < 1:
-        raise ValueError(f"--limit must be positive, got {args.limit}")
+        raise SettingsError(f"--limit must be positive, got {args.limit}")
     device = resolve_device(args.device)
     images = list_images(args.images, limit=args.limit)
     model = load_model(args.model, device=device)

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from ..errors import SettingsError
 
 #: MTCNN's five landmarks (left eye, right eye, nose, left mouth corner, right
 #: mouth corner, as seen in the image) in units of the chip side minus one:
@@ -45,7 +46,7 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     src = np.asarray(src, dtype=np.float64)
     dst = np.asarray(dst, dtype=np.float64)
     if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 2 or len(src) < 2:
-        raise ValueError(f"need two (K, 2) point sets with K >= 2, got {src.shape} and {dst.shape}")
+        raise SettingsError(f"need two (K, 2) point sets with K >= 2, got {src.shape} and {dst.shape}")
     src_mean, dst_mean = src.mean(0), dst.mean(0)
     src_c, dst_c = src - src_mean, dst - dst_mean
     covariance = dst_c.T @ src_c / len(src)
@@ -134,5 +135,5 @@ def image_to_tensor(image: np.ndarray | torch.Tensor, device: str | torch.device
     """HxWx3 uint8 (numpy or torch) -> float (3, H, W) on `device`."""
     tensor = torch.as_tensor(image)
     if tensor.ndim != 3 or tensor.shape[2] != 3:
-        raise ValueError(f"expected an H x W x 3 RGB image, got shape {tuple(tensor.shape)}")
+        raise SettingsError(f"expected an H x W x 3 RGB image, got shape {tuple(tensor.shape)}")
     return tensor.to(device).permute(2, 0, 1).float()

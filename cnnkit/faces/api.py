@@ -24,6 +24,7 @@ from .pipeline import chips_for_faces, detect_batch, encode_chips
 from .settings import MIN_FACE_SIZE, DetectorSettings
 from .thresholds import default_threshold
 from .types import Face
+from ..errors import SettingsError
 
 
 def _is_batch(images: object) -> bool:
@@ -62,7 +63,7 @@ def encode_faces(images: ImageInput | Sequence[ImageInput], faces: Sequence | No
     if faces is None:
         faces = detect_batch(loaded, device=device)
     if len(faces) != len(loaded):
-        raise ValueError(f"got {len(loaded)} images but {len(faces)} lists of faces")
+        raise SettingsError(f"got {len(loaded)} images but {len(faces)} lists of faces")
     chips = [chips_for_faces(img, fs, device=device) for img, fs in zip(loaded, faces)]
     embeddings = encode_chips(torch.cat(chips), flip=flip, device=device) if chips else []
     out, start = [], 0

@@ -20,6 +20,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from ..errors import SettingsError
 
 __all__ = [
     "OverlapMode",
@@ -59,7 +60,7 @@ def pairwise_overlap(a: Tensor, b: Tensor, mode: OverlapMode = "union") -> Tenso
     intersection by the smaller of the two areas. A zero denominator gives overlap 0.
     """
     if mode not in ("union", "min"):
-        raise ValueError(f"mode must be 'union' or 'min', got {mode!r}")
+        raise SettingsError(f"mode must be 'union' or 'min', got {mode!r}")
     lt = torch.maximum(a[..., :, None, :2], b[..., None, :, :2])
     rb = torch.minimum(a[..., :, None, 2:], b[..., None, :, 2:])
     wh = (rb - lt).clamp(min=0)
@@ -160,7 +161,7 @@ def batched_nms(
         int64 indices of the kept boxes, sorted by group id, then by decreasing score.
     """
     if mode not in ("union", "min"):
-        raise ValueError(f"mode must be 'union' or 'min', got {mode!r}")
+        raise SettingsError(f"mode must be 'union' or 'min', got {mode!r}")
     n = boxes.shape[0]
     device = boxes.device
     if n == 0:
@@ -344,7 +345,7 @@ def crop_and_resize_pyramid(
     """
     out_h, out_w = _out_size(size)
     if len(levels) == 0:
-        raise ValueError("need at least one level")
+        raise SettingsError("need at least one level")
     extra = 1 if stacked else 0
     sizes = [(int(t.shape[-2]) - extra, int(t.shape[-1])) for t in levels]
     h0, w0 = sizes[0]

@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..weights.dlib_format import DlibNetwork, LayerRecord, parse_network
+from ..errors import SettingsError
 
 __all__ = ["DlibResNet", "state_dict_from_dlib", "dlib_resnet_from_state_dict", "embed_chips", "CHIP_SIZE"]
 
@@ -117,7 +118,7 @@ class DlibResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"DlibResNet wants (N, 3, {CHIP_SIZE}, {CHIP_SIZE}) RGB 0-255, got {tuple(x.shape)}")
+            raise SettingsError(f"DlibResNet wants (N, 3, {CHIP_SIZE}, {CHIP_SIZE}) RGB 0-255, got {tuple(x.shape)}")
         # channels_last is the faster layout for oneDNN's CPU convolutions (see bench/encoder_speed.py).
         x = ((x.float() - self.input_mean) * (1.0 / 256.0)).contiguous(memory_format=torch.channels_last)
         x = F.max_pool2d(F.relu(self.stem(x)), 3, 2)
@@ -158,16 +159,16 @@ def check_architecture(net: DlibNetwork) -> None:
     """Raise ValueError unless `net` is dlib's face ResNet (anet_type) layer for layer."""
     expected = _expected_layers()
     if len(net.layers) != len(expected):
-        raise ValueError(f"{net.source}: {len(net.layers)} layers, dlib's face ResNet has {len(expected)}")
+        raise SettingsError(f"{net.source}: {len(net.layers)} layers, dlib's face ResNet has {len(expected)}")
     for i, (layer, (kind, hyper)) in enumerate(zip(net.layers, expected)):
         if layer.kind != kind:
-            raise ValueError(f"{net.source}: layer {i} is {layer.version!r}, expected {kind!r}")
+            raise SettingsError(f"{net.source}: layer {i} is {layer.version!r}, expected {kind!r}")
         for key, value in hyper.items():
             if layer.hyper.get(key) != value:
-                raise ValueError(f"{net.source}: layer {i} ({layer.version}) has {key}="
+                raise SettingsError(f"{net.source}: layer {i} ({layer.version}) has {key}="
                                  f"{layer.hyper.get(key)!r}, expected {value!r}")
         if layer.hyper.get("disabled"):
-            raise ValueError(f"{net.source}: layer {i} ({layer.version}) is disabled")
+            raise SettingsError(f"{net.source}: layer {i} ({layer.version}) is disabled")
 
 
 def _fold(con: LayerRecord, affine: LayerRecord) -> tuple[torch.Tensor, torch.Tensor]:
@@ -224,7 +225,7 @@ def embed_chips(model: DlibResNet, chips: np.ndarray | torch.Tensor | Sequence[n
         chips = np.stack(chips) if len(chips) else np.zeros((0, CHIP_SIZE, CHIP_SIZE, 3), np.uint8)
     if isinstance(chips, np.ndarray):
         if chips.ndim != 4 or chips.shape[3] != 3:
-            raise ValueError(f"chips must be (N, H, W, 3) uint8 RGB, got {chips.shape}")
+            raise SettingsError(f"chips must be (N, H, W, 3) uint8 RGB, got {chips.shape}")
         chips = torch.from_numpy(np.ascontiguousarray(chips)).permute(0, 3, 1, 2)
     device = next(model.parameters()).device
     out = [model(chips[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(chips), batch_size)]

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CnnkitError
+from ..errors import CnnkitError, SettingsError
 from .gallery import Gallery
 from .gallery.gallery import PICK_CHOICES, _enrollment_record
 from .gallery.store import EmbeddingRecord
@@ -133,15 +133,15 @@ def enroll_tree(gallery: Gallery, root: str | os.PathLike, *, engine: str = "ray
     `on_progress(done, total)` is called as photos are finished.
     """
     if engine not in ENGINE_CHOICES:
-        raise ValueError(f"engine must be one of {ENGINE_CHOICES}, got {engine!r}")
+        raise SettingsError(f"engine must be one of {ENGINE_CHOICES}, got {engine!r}")
     if pick not in PICK_CHOICES:
-        raise ValueError(f"pick must be one of {PICK_CHOICES}, got {pick!r}")
+        raise SettingsError(f"pick must be one of {PICK_CHOICES}, got {pick!r}")
     if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        raise SettingsError(f"batch_size must be at least 1, got {batch_size}")
     if workers is not None and workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
+        raise SettingsError(f"workers must be at least 1, got {workers}")
     if address is not None and engine != "ray":
-        raise ValueError("address is for engine='ray'")
+        raise SettingsError("address is for engine='ray'")
     started = time.perf_counter()
     tree = scan_tree(root)
     known = gallery.store.source_hashes()

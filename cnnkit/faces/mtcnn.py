@@ -60,6 +60,7 @@ from cnnkit.faces.boxes import (
     square_boxes,
     stack_for_crops,
 )
+from ..errors import SettingsError
 
 __all__ = [
     "FACENET_PT_SHA256",
@@ -252,14 +253,14 @@ def state_dict_from_facenet_pt(
         if check_sha256:
             digest = _sha256(path)
             if digest != FACENET_PT_SHA256[name]:
-                raise ValueError(f"{path}: sha256 {digest} is not the facenet-pytorch 2.6.0 {name} weights")
+                raise SettingsError(f"{path}: sha256 {digest} is not the facenet-pytorch 2.6.0 {name} weights")
         sd = torch.load(path, map_location="cpu", weights_only=True)
         expected = getattr(reference, name).state_dict()
         if set(sd) != set(expected):
-            raise ValueError(f"{path}: unexpected keys {sorted(set(sd) ^ set(expected))}")
+            raise SettingsError(f"{path}: unexpected keys {sorted(set(sd) ^ set(expected))}")
         for key, value in sd.items():
             if tuple(value.shape) != tuple(expected[key].shape):
-                raise ValueError(f"{path}: {key} has shape {tuple(value.shape)}, expected {tuple(expected[key].shape)}")
+                raise SettingsError(f"{path}: {key} has shape {tuple(value.shape)}, expected {tuple(expected[key].shape)}")
             out[f"{name}.{key}"] = value.detach().to(torch.float32).contiguous()
     return out
 
@@ -307,7 +308,7 @@ def _as_hwc_uint8(image: Any) -> Tensor:
     if t.ndim == 2:
         t = t[:, :, None].expand(-1, -1, 3)
     if t.ndim != 3 or t.shape[2] not in (3, 4):
-        raise ValueError(f"images must be H x W x 3 (RGB), got shape {tuple(t.shape)}")
+        raise SettingsError(f"images must be H x W x 3 (RGB), got shape {tuple(t.shape)}")
     return t[:, :, :3]
 
 
@@ -454,9 +455,9 @@ class MTCNN(nn.Module):
         if isinstance(images, (np.ndarray, Tensor)) and images.ndim <= 3:
             images = [images]
         if not 0.0 < scale_factor < 1.0:
-            raise ValueError(f"scale_factor must be in (0, 1), got {scale_factor}")
+            raise SettingsError(f"scale_factor must be in (0, 1), got {scale_factor}")
         if min_face_size <= 0:
-            raise ValueError(f"min_face_size must be positive, got {min_face_size}")
+            raise SettingsError(f"min_face_size must be positive, got {min_face_size}")
         tensors = [_as_hwc_uint8(im) for im in images]
         results: list[Detections] = [Detections.empty()] * len(tensors)
         for chunk in _chunk_by_size(tensors, max_batch_pixels):

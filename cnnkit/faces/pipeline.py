@@ -18,7 +18,7 @@ from itertools import islice
 import numpy as np
 import torch
 
-from ..errors import CnnkitError
+from ..errors import CnnkitError, SettingsError
 from ..images import ImageInput, load_image
 from .align import CHIP_SIZE, chip_transforms, image_to_tensor, warp_chips
 from .models import DEFAULT_ENCODER, encoder_spec, load_detector, load_encoder, resolve_device
@@ -77,7 +77,7 @@ def faces_from_detections(det) -> list[Face]:
 def select_faces(faces: list[Face], image_size: tuple[int, int], how: str) -> list[Face]:
     """Keep all faces, the one nearest the image centre, or the largest (see SELECT_CHOICES)."""
     if how not in SELECT_CHOICES:
-        raise ValueError(f"select must be one of {SELECT_CHOICES}, got {how!r}")
+        raise SettingsError(f"select must be one of {SELECT_CHOICES}, got {how!r}")
     if how == "all" or len(faces) <= 1:
         return faces
     if how == "largest":
@@ -110,7 +110,7 @@ def encode_chips(chips: torch.Tensor | np.ndarray, *, flip: bool = True, batch_s
     model = load_encoder(dev, encoder)
     if isinstance(chips, np.ndarray):
         if chips.ndim != 4 or chips.shape[3] != 3:
-            raise ValueError(f"chips must be (N, H, W, 3) uint8, got {chips.shape}")
+            raise SettingsError(f"chips must be (N, H, W, 3) uint8, got {chips.shape}")
         chips = torch.from_numpy(np.ascontiguousarray(chips)).permute(0, 3, 1, 2).float()
     if len(chips) == 0:
         return np.zeros((0, dim), dtype=np.float32)
@@ -165,7 +165,7 @@ def embed_images(
     encode anyway (the LFW evaluation uses it: its faces are known to be centred).
     """
     if select not in SELECT_CHOICES:
-        raise ValueError(f"select must be one of {SELECT_CHOICES}, got {select!r}")
+        raise SettingsError(f"select must be one of {SELECT_CHOICES}, got {select!r}")
     dev = resolve_device(device)
     iterator = iter(images)
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from .models import DEFAULT_ENCODER
+from ..errors import SettingsError
 
 # (encoder name, flip averaging) -> threshold
 THRESHOLDS: dict[tuple[str, bool], float] = {
@@ -30,5 +31,5 @@ def default_threshold(encoder: str = DEFAULT_ENCODER, *, flip: bool = True) -> f
         config = json.loads((Path(encoder) / "config.json").read_text())
         if "threshold" in config:
             return float(config["threshold"])
-    raise ValueError(f"no default threshold for encoder {encoder!r}; calibrate one "
+    raise SettingsError(f"no default threshold for encoder {encoder!r}; calibrate one "
                      "(`cnnkit faces calibrate`) or give it explicitly")

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, SettingsError
 from .models import ResNetConfig, build_model
 
 META_KEY = "cnnkit_ndconv"
@@ -42,7 +42,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, task: str, architectu
 
     path = Path(path)
     if path.suffix != ".safetensors":
-        raise ValueError(f"checkpoint path must end in .safetensors, got {path.name!r}")
+        raise SettingsError(f"checkpoint path must end in .safetensors, got {path.name!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"format": FORMAT_VERSION, "task": task, "architecture": architecture, "config": config.to_dict(),
             "info": info}

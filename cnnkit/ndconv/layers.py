@@ -12,6 +12,7 @@ from typing import Literal, Sequence
 
 import torch
 from torch import nn
+from ..errors import SettingsError
 
 NormKind = Literal["batch", "group", "instance", "none"]
 PoolKind = Literal["max", "avg"]
@@ -27,7 +28,7 @@ _DROPOUT = {1: nn.Dropout1d, 2: nn.Dropout2d, 3: nn.Dropout3d}
 
 def check_dim(dim: int) -> int:
     if dim not in (1, 2, 3):
-        raise ValueError(f"dim must be 1, 2 or 3, got {dim!r}")
+        raise SettingsError(f"dim must be 1, 2 or 3, got {dim!r}")
     return dim
 
 
@@ -54,7 +55,7 @@ def norm(dim: int, channels: int, *, kind: NormKind = "batch", groups: int = 8) 
         return _INSTANCE[dim](channels, affine=True)
     if kind == "none":
         return nn.Identity()
-    raise ValueError(f"unknown norm {kind!r}; use 'batch', 'group', 'instance' or 'none'")
+    raise SettingsError(f"unknown norm {kind!r}; use 'batch', 'group', 'instance' or 'none'")
 
 
 def pool(dim: int, *, kind: PoolKind = "max", kernel_size: int | Sequence[int] = 2,
@@ -65,7 +66,7 @@ def pool(dim: int, *, kind: PoolKind = "max", kernel_size: int | Sequence[int] =
         return _MAXPOOL[dim](kernel_size, stride=stride, padding=padding)
     if kind == "avg":
         return _AVGPOOL[dim](kernel_size, stride=stride, padding=padding)
-    raise ValueError(f"unknown pool {kind!r}; use 'max' or 'avg'")
+    raise SettingsError(f"unknown pool {kind!r}; use 'max' or 'avg'")
 
 
 def global_pool(dim: int) -> nn.Module:

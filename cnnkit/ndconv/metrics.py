@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from ..runtime import metrics as _roc
+from ..errors import SettingsError
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
@@ -19,7 +20,7 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -
     y_true = np.asarray(y_true, dtype=np.int64)
     y_pred = np.asarray(y_pred, dtype=np.int64)
     if y_true.shape != y_pred.shape:
-        raise ValueError(f"y_true {y_true.shape} and y_pred {y_pred.shape} differ")
+        raise SettingsError(f"y_true {y_true.shape} and y_pred {y_pred.shape} differ")
     cm = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(cm, (y_true, y_pred), 1)
     return cm
@@ -75,5 +76,5 @@ def roc_curve(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.
 def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
     positive = np.asarray(positive, dtype=bool)
     if positive.all() or not positive.any():
-        raise ValueError("AUC needs both positive and negative examples")
+        raise SettingsError("AUC needs both positive and negative examples")
     return _roc.auc(-np.asarray(scores, dtype=np.float64), positive)

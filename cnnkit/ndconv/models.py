@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from .layers import NormKind, ResidualBlock, check_dim, conv_norm_act, count_parameters, global_pool, pool
+from ..errors import SettingsError
 
 
 @dataclass(frozen=True)
@@ -45,13 +46,13 @@ class ResNetConfig:
     def __post_init__(self) -> None:
         check_dim(self.dim)
         if not self.widths:
-            raise ValueError("widths must name at least one stage")
+            raise SettingsError("widths must name at least one stage")
         if self.blocks is not None and len(self.blocks) != len(self.widths):
-            raise ValueError(f"blocks {self.blocks} must have one entry per width {self.widths}")
+            raise SettingsError(f"blocks {self.blocks} must have one entry per width {self.widths}")
         if self.stage_stride is not None and len(self.stage_stride) != self.dim:
-            raise ValueError(f"stage_stride needs {self.dim} entries, got {self.stage_stride}")
+            raise SettingsError(f"stage_stride needs {self.dim} entries, got {self.stage_stride}")
         if self.num_classes < 1 or self.in_channels < 1:
-            raise ValueError("num_classes and in_channels must be >= 1")
+            raise SettingsError("num_classes and in_channels must be >= 1")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -101,11 +102,11 @@ class ResNetND(nn.Module):
         expected = self.config.dim + 2
         if x.dim() != expected:
             axes = {1: "L", 2: "H, W", 3: "D, H, W"}[self.config.dim]
-            raise ValueError(f"a {self.config.dim}D network takes (N, C, {axes}) tensors, got shape {tuple(x.shape)}")
+            raise SettingsError(f"a {self.config.dim}D network takes (N, C, {axes}) tensors, got shape {tuple(x.shape)}")
         h = self.pool(self.stages(self.stem(x)))
         if self.side is not None:
             if side is None:
-                raise ValueError("this network also takes side features (e.g. RR intervals); none were given")
+                raise SettingsError("this network also takes side features (e.g. RR intervals); none were given")
             h = torch.cat([h, self.side(side)], dim=1)
         return h
 
@@ -123,13 +124,13 @@ class PerFrame2D(nn.Module):
     def __init__(self, config: ResNetConfig) -> None:
         super().__init__()
         if config.dim != 2:
-            raise ValueError("PerFrame2D needs a 2D config")
+            raise SettingsError("PerFrame2D needs a 2D config")
         self.config = config
         self.net = ResNetND(config)
 
     def forward(self, x: torch.Tensor, side: torch.Tensor | None = None) -> torch.Tensor:
         if x.dim() != 5:
-            raise ValueError(f"PerFrame2D takes clips (N, C, T, H, W), got shape {tuple(x.shape)}")
+            raise SettingsError(f"PerFrame2D takes clips (N, C, T, H, W), got shape {tuple(x.shape)}")
         n, c, t, h, w = x.shape
         frames = x.permute(0, 2, 1, 3, 4).reshape(n * t, c, h, w)
         return self.net(frames).reshape(n, t, -1).mean(dim=1)
@@ -145,15 +146,15 @@ class FramesAsChannels2D(nn.Module):
     def __init__(self, config: ResNetConfig) -> None:
         super().__init__()
         if config.dim != 2:
-            raise ValueError("FramesAsChannels2D needs a 2D config (in_channels = frames)")
+            raise SettingsError("FramesAsChannels2D needs a 2D config (in_channels = frames)")
         self.config = config
         self.net = ResNetND(config)
 
     def forward(self, x: torch.Tensor, side: torch.Tensor | None = None) -> torch.Tensor:
         if x.dim() != 5 or x.shape[1] != 1:
-            raise ValueError(f"FramesAsChannels2D takes one-channel clips (N, 1, T, H, W), got {tuple(x.shape)}")
+            raise SettingsError(f"FramesAsChannels2D takes one-channel clips (N, 1, T, H, W), got {tuple(x.shape)}")
         if x.shape[2] != self.config.in_channels:
-            raise ValueError(f"this network takes clips of {self.config.in_channels} frames, got {x.shape[2]}")
+            raise SettingsError(f"this network takes clips of {self.config.in_channels} frames, got {x.shape[2]}")
         return self.net(x[:, 0])
 
 
@@ -165,7 +166,7 @@ def build_model(config: ResNetConfig, *, architecture: str = "resnet") -> nn.Mod
     try:
         cls = ARCHITECTURES[architecture]
     except KeyError:
-        raise ValueError(f"unknown architecture {architecture!r}; use one of {sorted(ARCHITECTURES)}") from None
+        raise SettingsError(f"unknown architecture {architecture!r}; use one of {sorted(ARCHITECTURES)}") from None
     return cls(config)
 
 

@@ -15,6 +15,7 @@ import math
 import re
 from dataclasses import dataclass
 from typing import Sequence
+from ..errors import SettingsError
 
 IntOrSeq = int | Sequence[int]
 
@@ -76,9 +77,9 @@ def _tuple(value: IntOrSeq, dim: int, name: str, *, minimum: int) -> tuple[int, 
         if len(values) == 1:
             values = values * dim
     if len(values) != dim:
-        raise ValueError(f"{name} has {len(values)} entries for a {dim}D convolution; give 1 or {dim}")
+        raise SettingsError(f"{name} has {len(values)} entries for a {dim}D convolution; give 1 or {dim}")
     if any(v < minimum for v in values):
-        raise ValueError(f"{name} must be >= {minimum}, got {values}")
+        raise SettingsError(f"{name} must be >= {minimum}, got {values}")
     return values
 
 
@@ -86,7 +87,7 @@ def conv_output_size(n: int, kernel: int, *, stride: int = 1, padding: int = 0, 
     """Output length of one axis; ValueError if the kernel does not fit."""
     span = dilation * (kernel - 1) + 1
     if n + 2 * padding < span:
-        raise ValueError(f"kernel spans {span} positions but the padded input has only {n + 2 * padding}")
+        raise SettingsError(f"kernel spans {span} positions but the padded input has only {n + 2 * padding}")
     return (n + 2 * padding - span) // stride + 1
 
 
@@ -102,9 +103,9 @@ def conv_shape(input_spatial: IntOrSeq, kernel: IntOrSeq, *, in_channels: int = 
         else tuple(int(v) for v in input_spatial)
     dim = len(spatial)
     if dim not in (1, 2, 3):
-        raise ValueError(f"input must have 1, 2 or 3 spatial axes, got {dim}")
+        raise SettingsError(f"input must have 1, 2 or 3 spatial axes, got {dim}")
     if any(v < 1 for v in spatial):
-        raise ValueError(f"input sizes must be >= 1, got {spatial}")
+        raise SettingsError(f"input sizes must be >= 1, got {spatial}")
     k = _tuple(kernel, dim, "kernel", minimum=1)
     s = _tuple(stride, dim, "stride", minimum=1)
     d = _tuple(dilation, dim, "dilation", minimum=1)
@@ -113,21 +114,21 @@ def conv_shape(input_spatial: IntOrSeq, kernel: IntOrSeq, *, in_channels: int = 
             p = (0,) * dim
         elif padding == "same":
             if any(v != 1 for v in s):
-                raise ValueError("padding 'same' needs stride 1")
+                raise SettingsError("padding 'same' needs stride 1")
             if any((di * (ki - 1)) % 2 for ki, di in zip(k, d)):
-                raise ValueError("padding 'same' needs odd (dilated) kernel spans here")
+                raise SettingsError("padding 'same' needs odd (dilated) kernel spans here")
             p = tuple(di * (ki - 1) // 2 for ki, di in zip(k, d))
         else:
-            raise ValueError(f"unknown padding {padding!r}; use a number, 'valid' or 'same'")
+            raise SettingsError(f"unknown padding {padding!r}; use a number, 'valid' or 'same'")
     else:
         p = _tuple(padding, dim, "padding", minimum=0)
     if in_channels < 1:
-        raise ValueError(f"in_channels must be >= 1, got {in_channels}")
+        raise SettingsError(f"in_channels must be >= 1, got {in_channels}")
     if filters is not None and filters < 1:
-        raise ValueError(f"filters must be >= 1, got {filters}")
+        raise SettingsError(f"filters must be >= 1, got {filters}")
     out_ch = filters or 1
     if in_channels % groups or out_ch % groups:
-        raise ValueError(f"groups={groups} must divide in_channels={in_channels} and filters={out_ch}")
+        raise SettingsError(f"groups={groups} must divide in_channels={in_channels} and filters={out_ch}")
     out = tuple(conv_output_size(n, ki, stride=si, padding=pi, dilation=di)
                 for n, ki, si, pi, di in zip(spatial, k, s, p, d))
     weights = out_ch * math.prod(k) * (in_channels // groups)
@@ -142,9 +143,9 @@ def parse_sizes(text: str, name: str = "size") -> tuple[int, ...]:
     try:
         values = tuple(int(p) for p in parts)
     except ValueError:
-        raise ValueError(f"{name} {text!r} is not like 14x14x3") from None
+        raise SettingsError(f"{name} {text!r} is not like 14x14x3") from None
     if not values:
-        raise ValueError(f"{name} is empty")
+        raise SettingsError(f"{name} is empty")
     return values
 
 
@@ -160,11 +161,11 @@ def split_channels(shape: Sequence[int], dim: int | None = None) -> tuple[tuple[
     if dim is None:
         dim = {1: 1, 2: 2, 3: 2, 4: 3}.get(len(shape))
         if dim is None:
-            raise ValueError(f"cannot read {len(shape)} numbers as an input; give at most 4 (e.g. 14x14x14x1)")
+            raise SettingsError(f"cannot read {len(shape)} numbers as an input; give at most 4 (e.g. 14x14x14x1)")
     if dim not in (1, 2, 3):
-        raise ValueError(f"dim must be 1, 2 or 3, got {dim}")
+        raise SettingsError(f"dim must be 1, 2 or 3, got {dim}")
     if len(shape) == dim:
         return shape, 1
     if len(shape) == dim + 1:
         return shape[:dim], shape[dim]
-    raise ValueError(f"a {dim}D input has {dim} sizes and optionally channels; got {len(shape)} numbers")
+    raise SettingsError(f"a {dim}D input has {dim} sizes and optionally channels; got {len(shape)} numbers")

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ..runtime.device import resolve_device
+from ..errors import SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +42,11 @@ class TrainSettings:
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be >= 1")
+            raise SettingsError("epochs and batch_size must be >= 1")
         if self.lr <= 0:
-            raise ValueError("lr must be > 0")
+            raise SettingsError("lr must be > 0")
         if self.schedule not in ("cosine", "constant"):
-            raise ValueError(f"unknown schedule {self.schedule!r}; use 'cosine' or 'constant'")
+            raise SettingsError(f"unknown schedule {self.schedule!r}; use 'cosine' or 'constant'")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -10,6 +10,7 @@ from ..faces.gallery import Gallery
 from ..faces.gallery.keys import list_keys
 from .core import check_threshold
 from .settings import ENV_SETTINGS, ServiceSettings
+from ..errors import SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def serve(settings: ServiceSettings, *, host: str = "127.0.0.1", port: int = 800
     from .app import create_app
 
     if workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
+        raise SettingsError(f"workers must be at least 1, got {workers}")
     if settings.threads is None:
         settings = settings.with_(threads=default_threads(workers))
     keys = prepare(settings)

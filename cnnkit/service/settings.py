@@ -7,6 +7,7 @@ import os
 import re
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+from ..errors import SettingsError
 
 #: Environment variable through which `cnnkit serve --workers N` hands settings to its workers.
 ENV_SETTINGS = "CNNKIT_SERVICE_SETTINGS"
@@ -53,13 +54,13 @@ class ServiceSettings:
                     "batch_size": self.batch_size, "max_queue": self.max_queue}
         for name, value in positive.items():
             if value <= 0:
-                raise ValueError(f"{name} must be positive, got {value}")
+                raise SettingsError(f"{name} must be positive, got {value}")
         if self.batch_wait_ms < 0:
-            raise ValueError(f"batch_wait_ms must be 0 or more, got {self.batch_wait_ms}")
+            raise SettingsError(f"batch_wait_ms must be 0 or more, got {self.batch_wait_ms}")
         if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be at least 1, got {self.threads}")
+            raise SettingsError(f"threads must be at least 1, got {self.threads}")
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(self.device)):
-            raise ValueError(f"device must be one of 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+            raise SettingsError(f"device must be one of 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
 
     def with_(self, **changes: object) -> ServiceSettings:
         return replace(self, **changes)

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 
 import torch
 from torch import Tensor
+from ..errors import SettingsError
 
 __all__ = ["content_cost", "gram_matrix", "layer_style_cost", "style_cost", "total_cost",
            "total_variation_cost"]
@@ -34,10 +35,10 @@ __all__ = ["content_cost", "gram_matrix", "layer_style_cost", "style_cost", "tot
 def _single(a: Tensor) -> Tensor:
     if a.dim() == 4:
         if a.shape[0] != 1:
-            raise ValueError(f"costs take one image at a time; got a batch of {a.shape[0]}")
+            raise SettingsError(f"costs take one image at a time; got a batch of {a.shape[0]}")
         a = a[0]
     if a.dim() != 3:
-        raise ValueError(f"an activation has shape (n_C, n_H, n_W) or (1, n_C, n_H, n_W); got {tuple(a.shape)}")
+        raise SettingsError(f"an activation has shape (n_C, n_H, n_W) or (1, n_C, n_H, n_W); got {tuple(a.shape)}")
     return a
 
 
@@ -49,7 +50,7 @@ def content_cost(a_C: Tensor, a_G: Tensor) -> Tensor:
     """
     a_C, a_G = _single(a_C), _single(a_G)
     if a_C.shape != a_G.shape:
-        raise ValueError(f"content and generated activations differ in shape: {tuple(a_C.shape)} vs {tuple(a_G.shape)}")
+        raise SettingsError(f"content and generated activations differ in shape: {tuple(a_C.shape)} vs {tuple(a_G.shape)}")
     n_C, n_H, n_W = a_G.shape
     return (a_C - a_G).square().sum() / (4 * n_H * n_W * n_C)
 
@@ -76,7 +77,7 @@ def layer_style_cost(a_S: Tensor, a_G: Tensor) -> Tensor:
     """
     a_S, a_G = _single(a_S), _single(a_G)
     if a_S.shape[0] != a_G.shape[0]:
-        raise ValueError(f"style and generated activations have {a_S.shape[0]} and {a_G.shape[0]} channels")
+        raise SettingsError(f"style and generated activations have {a_S.shape[0]} and {a_G.shape[0]} channels")
     G_S = gram_matrix(a_S)
     n_C, n_H, n_W = a_G.shape
     positions_S = a_S.shape[1] * a_S.shape[2]
@@ -97,7 +98,7 @@ def style_cost(a_S: Mapping[str, Tensor], a_G: Mapping[str, Tensor], weights: Ma
     """
     missing = [name for name in weights if name not in a_S or name not in a_G]
     if missing:
-        raise ValueError(f"no activations for style layer(s) {', '.join(missing)}")
+        raise SettingsError(f"no activations for style layer(s) {', '.join(missing)}")
     terms = [float(lam) * layer_style_cost(a_S[name], a_G[name]) for name, lam in weights.items()]
     return torch.stack(terms).sum() if terms else torch.zeros(())
 

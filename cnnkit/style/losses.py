@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from .costs import content_cost, gram_cost, gram_matrix, total_variation_cost
 from .vgg import LAYER_CHANNELS, LAYER_NAMES, VGG19Features
+from ..errors import SettingsError
 
 
 class ContentLoss(nn.Module):
@@ -42,7 +43,7 @@ class StyleLoss(nn.Module):
     def __init__(self, grams: Sequence[Tensor], weights: Sequence[float], positions: int) -> None:
         super().__init__()
         if len(grams) != len(weights) or not grams:
-            raise ValueError("one weight per style Gram matrix is needed")
+            raise SettingsError("one weight per style Gram matrix is needed")
         w = torch.tensor([float(x) for x in weights], dtype=torch.float64)
         w = w / w.sum()
         stack = torch.stack([g.detach().double() for g in grams])

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, fields
 
 from .color import PRESERVE_COLOR_CHOICES
 from .vgg import LAYER_CHANNELS, LAYER_NAMES
+from ..errors import SettingsError
 
 INIT_CHOICES = ("content", "noise", "mix")
 OPTIMIZER_CHOICES = ("lbfgs", "adam")
@@ -87,25 +88,25 @@ class StyleSettings:
         if self.learning_rate is not None:
             _finite("learning_rate", self.learning_rate, minimum=1e-12)
         if self.content_layer not in LAYER_CHANNELS:
-            raise ValueError(f"unknown content layer {self.content_layer!r}; choose from {', '.join(LAYER_NAMES)}")
+            raise SettingsError(f"unknown content layer {self.content_layer!r}; choose from {', '.join(LAYER_NAMES)}")
         weights = self.layer_weights
         if not weights:
-            raise ValueError("style_layer_weights is empty; name at least one layer, e.g. conv1_1=1")
+            raise SettingsError("style_layer_weights is empty; name at least one layer, e.g. conv1_1=1")
         for name, value in weights.items():
             if name not in LAYER_CHANNELS:
-                raise ValueError(f"unknown style layer {name!r}; choose from {', '.join(LAYER_NAMES)}")
+                raise SettingsError(f"unknown style layer {name!r}; choose from {', '.join(LAYER_NAMES)}")
             _finite(f"style layer weight of {name}", value, minimum=0.0)
         if self.init not in INIT_CHOICES:
-            raise ValueError(f"unknown init {self.init!r}; choose from {', '.join(INIT_CHOICES)}")
+            raise SettingsError(f"unknown init {self.init!r}; choose from {', '.join(INIT_CHOICES)}")
         if self.optimizer not in OPTIMIZER_CHOICES:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZER_CHOICES)}")
+            raise SettingsError(f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZER_CHOICES)}")
         if self.preserve_color is not None and self.preserve_color not in PRESERVE_COLOR_CHOICES:
-            raise ValueError(f"unknown preserve_color {self.preserve_color!r}; "
+            raise SettingsError(f"unknown preserve_color {self.preserve_color!r}; "
                              f"choose from {', '.join(PRESERVE_COLOR_CHOICES)} or None")
         if self.style_blend is not None:
             if not self.style_blend or any(not math.isfinite(w) or w < 0 for w in self.style_blend) \
                     or sum(self.style_blend) <= 0:
-                raise ValueError("style_blend needs one weight >= 0 per style image, not all 0")
+                raise SettingsError("style_blend needs one weight >= 0 per style image, not all 0")
         if self.max_memory is not None:
             _positive_int("max_memory", self.max_memory, minimum=1)
         return self
@@ -139,7 +140,7 @@ def make_settings(**settings: object) -> StyleSettings:
     """StyleSettings from keywords; an unknown keyword is a ValueError listing the known ones."""
     unknown = sorted(set(settings) - set(SETTING_NAMES))
     if unknown:
-        raise ValueError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(SETTING_NAMES)}")
+        raise SettingsError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(SETTING_NAMES)}")
     return StyleSettings(**settings).check()  # type: ignore[arg-type]
 
 
@@ -149,11 +150,11 @@ def parse_layer_weights(text: str) -> dict[str, float]:
     for item in filter(None, (part.strip() for part in text.replace(" ", ",").split(","))):
         name, sep, value = item.partition("=")
         if not sep:
-            raise ValueError(f"style layer weight {item!r} is not LAYER=WEIGHT (e.g. conv1_1=0.2)")
+            raise SettingsError(f"style layer weight {item!r} is not LAYER=WEIGHT (e.g. conv1_1=0.2)")
         try:
             out[name.strip()] = float(value)
         except ValueError:
-            raise ValueError(f"style layer weight {item!r}: {value!r} is not a number") from None
+            raise SettingsError(f"style layer weight {item!r}: {value!r} is not a number") from None
     return out
 
 
@@ -163,10 +164,10 @@ def _layer_order(name: str) -> int:
 
 def _positive_int(name: str, value: object, *, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+        raise SettingsError(f"{name} must be an integer >= {minimum}; got {value!r}")
 
 
 def _finite(name: str, value: object, *, minimum: float) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < minimum:
-        raise ValueError(f"{name} must be a finite number >= {minimum}; got {value!r}")
+        raise SettingsError(f"{name} must be a finite number >= {minimum}; got {value!r}")
 

@@ -24,6 +24,7 @@ from .losses import Costs, StyleObjective
 from .memory import available_bytes, check_fits
 from .settings import StyleSettings, make_settings
 from .vgg import IMAGENET_MEAN_RGB, LAYER_NAMES, load_vgg19
+from ..errors import SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -105,10 +106,10 @@ def style_transfer(content: ImageInput, style: ImageInput | Sequence[ImageInput]
     s = make_settings(**settings)
     styles = list(style) if isinstance(style, (list, tuple)) else [style]
     if not styles:
-        raise ValueError("give at least one style image")
+        raise SettingsError("give at least one style image")
     blend = list(s.style_blend) if s.style_blend is not None else [1.0] * len(styles)
     if len(blend) != len(styles):
-        raise ValueError(f"style_blend has {len(blend)} weights for {len(styles)} style images; give one per image")
+        raise SettingsError(f"style_blend has {len(blend)} weights for {len(styles)} style images; give one per image")
 
     from ..runtime.device import resolve_device
 
@@ -197,7 +198,7 @@ def pass_sizes(height: int, width: int, settings: StyleSettings) -> list[tuple[i
     deepest = max([settings.content_layer, *settings.layer_weights], key=LAYER_NAMES.index)
     needed = 2 ** (int(deepest[4]) - 1)  # the deepest layer must keep at least one position
     if min(sizes[0]) < needed:
-        raise ValueError(f"the first pass would be {sizes[0][1]}x{sizes[0][0]} px, too small for {deepest} "
+        raise SettingsError(f"the first pass would be {sizes[0][1]}x{sizes[0][0]} px, too small for {deepest} "
                          f"(at least {needed} px a side); use a larger size or fewer multiscale passes")
     return sizes
 

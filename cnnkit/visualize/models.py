@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import LayerNotFoundError
+from ..errors import LayerNotFoundError, SettingsError
 
 #: The models known by name.
 MODEL_CHOICES = ("vgg19", "face-encoder")
@@ -129,5 +129,5 @@ def load_model(model: str | nn.Module | VisualModel, *, device: str | torch.devi
         return face_encoder(device)
     if Path(model).is_dir():
         return face_encoder(device, str(model))
-    raise ValueError(f"unknown model {model!r}; choose from {', '.join(MODEL_CHOICES)} or give the folder of "
+    raise SettingsError(f"unknown model {model!r}; choose from {', '.join(MODEL_CHOICES)} or give the folder of "
                      "a saved face encoder")

@@ -27,6 +27,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from .hooks import capture, forward_until
 from .models import VisualModel
+from ..errors import SettingsError
 
 PROJECTION_CHOICES = ("deconvnet", "guided", "gradient")
 
@@ -57,7 +58,7 @@ def project(model: VisualModel, layer: str, unit: int, views: np.ndarray, positi
     The N images share one forward and one backward pass; they do not interact.
     """
     if method not in PROJECTION_CHOICES:
-        raise ValueError(f"projection must be one of {PROJECTION_CHOICES}, got {method!r}")
+        raise SettingsError(f"projection must be one of {PROJECTION_CHOICES}, got {method!r}")
     modules = model.modules_for([layer])
     pixels = torch.from_numpy(np.ascontiguousarray(views)).to(device).permute(0, 3, 1, 2).float()
     pixels.requires_grad_(True)

@@ -44,7 +44,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.weak import WeakIdKeyDictionary
 
-from ..errors import UntraceableModelError
+from ..errors import SettingsError, UntraceableModelError
 
 __all__ = ["Axis", "ReceptiveField", "Trace", "UntraceableModelError", "trace", "trace_receptive_fields"]
 
@@ -99,7 +99,7 @@ class ReceptiveField:
         """
         if self.whole:
             if image_size is None:
-                raise ValueError("a whole-input receptive field needs the image size")
+                raise SettingsError("a whole-input receptive field needs the image size")
             return 0, 0, image_size[0], image_size[1]
         top, bottom = self.rows.span(row)
         left, right = self.cols.span(col)
@@ -353,7 +353,7 @@ def _back_propagate(node: _Node, axis: int, positions: np.ndarray, sizes: dict[i
     masks: dict[int, np.ndarray] = {}
     order: dict[int, _Node] = {}
     if positions.size and (positions.min() < 0 or positions.max() >= sizes[id(node)][axis]):
-        raise ValueError(f"unit positions must lie in 0..{sizes[id(node)][axis] - 1}")
+        raise SettingsError(f"unit positions must lie in 0..{sizes[id(node)][axis] - 1}")
     start = np.zeros((len(positions), sizes[id(node)][axis]), dtype=bool)
     start[np.arange(len(positions)), positions] = True
     masks[id(node)], order[id(node)] = start, node

@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .project import PROJECTION_CHOICES, project, to_picture
 from .toppatches import Patch, TopPatches, TopPatchesResult
+from ..errors import SettingsError
 
 LABEL_WIDTH = 64
 TEXT_HEIGHT = 14
@@ -72,7 +73,7 @@ def projection_thumbnails(finder: TopPatches, result: TopPatchesResult, *, metho
                           ) -> dict[tuple[str, int, int], np.ndarray]:
     """(layer, unit, rank) -> the patch's projection (see project.py) as a thumbnail; one pass per unit."""
     if method not in PROJECTION_CHOICES:
-        raise ValueError(f"projection must be one of {PROJECTION_CHOICES}, got {method!r}")
+        raise SettingsError(f"projection must be one of {PROJECTION_CHOICES}, got {method!r}")
     views = _Views(finder, result)
     jobs = [(name, unit, patches) for name, lp in result.layers.items() for unit, patches in lp.units.items() if patches]
     out = {}

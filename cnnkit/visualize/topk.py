@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import Tensor
+from ..errors import SettingsError
 
 
 class TopK:
@@ -18,7 +19,7 @@ class TopK:
 
     def __init__(self, units: int, k: int) -> None:
         if units < 1 or k < 1:
-            raise ValueError(f"units and k must be positive, got {units} and {k}")
+            raise SettingsError(f"units and k must be positive, got {units} and {k}")
         self.units, self.k = units, k
         self.values = torch.full((units, 0), float("-inf"))
         self.images = torch.zeros((units, 0), dtype=torch.int64)
@@ -29,7 +30,7 @@ class TopK:
         """Merge a batch of feature maps (N, units, H, W) of the images numbered `image_ids` (N,)."""
         n, c, h, w = activations.shape
         if c != self.units or len(image_ids) != n:
-            raise ValueError(f"expected {self.units} channels and {n} image ids, got {c} and {len(image_ids)}")
+            raise SettingsError(f"expected {self.units} channels and {n} image ids, got {c} and {len(image_ids)}")
         best, where = activations.detach().reshape(n, c, h * w).float().max(dim=2)  # (N, C)
         where = where.cpu()
         values = torch.cat([self.values, best.cpu().T], dim=1)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import CnnkitError, ImageTooSmallError, NoFaceError, StateMismatchError, UntraceableModelError
+from ..errors import CnnkitError, ImageTooSmallError, NoFaceError, SettingsError, StateMismatchError, UntraceableModelError
 from ..images import load_image
 from .data import FaceChips, ResizeCrop, box_in_original, crop_box
 from .hooks import capture, forward_until
@@ -110,16 +110,16 @@ def parse_units(units: str | int | Sequence[int], channels: int) -> list[int]:
                     lo, _, hi = part.partition("-")
                     ids.extend(range(int(lo), int(hi or lo) + 1))
             except ValueError:
-                raise ValueError(f"units must be 'all', a count N or unit ids like '3,17,40-47', got {units!r}") from None
+                raise SettingsError(f"units must be 'all', a count N or unit ids like '3,17,40-47', got {units!r}") from None
             units = ids
     if isinstance(units, int):
         if units < 1:
-            raise ValueError(f"units: a count must be positive, got {units}")
+            raise SettingsError(f"units: a count must be positive, got {units}")
         return list(range(min(units, channels)))
     ids = list(dict.fromkeys(int(u) for u in units))
     bad = [u for u in ids if not 0 <= u < channels]
     if bad or not ids:
-        raise ValueError(f"unit ids must lie in 0..{channels - 1}, got {bad or 'none'}")
+        raise SettingsError(f"unit ids must lie in 0..{channels - 1}, got {bad or 'none'}")
     return ids
 
 
@@ -136,9 +136,9 @@ class TopPatches:
                  units: str | int | Sequence[int] = "all", top: int = 9, size: int | None = None,
                  device: str | torch.device = "cpu", batch_size: int = 16) -> None:
         if top < 1:
-            raise ValueError(f"top must be positive, got {top}")
+            raise SettingsError(f"top must be positive, got {top}")
         if batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
+            raise SettingsError(f"batch_size must be positive, got {batch_size}")
         self.device = torch.device(device)
         self.model = load_model(model, device=self.device)
         self.layer_names = list(dict.fromkeys(layers))
@@ -146,7 +146,7 @@ class TopPatches:
         self.top, self.batch_size = top, batch_size
         side = self.model.chips or size or self.model.default_size
         if side < 1:
-            raise ValueError(f"size must be positive, got {side}")
+            raise SettingsError(f"size must be positive, got {side}")
         self.trace = self._trace(side)
         self.fields = self.trace.fields
         self.channels = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import WeightsError
+from ..errors import SettingsError, WeightsError
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ _REGISTRY: dict[str, WeightSpec] = {}
 
 def register(spec: WeightSpec) -> WeightSpec:
     if spec.name in _REGISTRY:
-        raise ValueError(f"weight {spec.name!r} is registered twice")
+        raise SettingsError(f"weight {spec.name!r} is registered twice")
     _REGISTRY[spec.name] = spec
     return spec
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import CnnkitError
+from ...errors import CnnkitError, SettingsError
 from ...runtime.clock import utc_timestamp
 from ..evaluate import evaluate_pairs, read_pairs
 from ..pipeline import ImageResult
@@ -38,7 +38,7 @@ def calibrate(gallery: Gallery, pairs_path: str | Path, images_dir: str | Path, 
               on_image: Callable[[ImageResult], None] | None = None) -> dict:
     """Encode the pairs' images with the gallery's model, choose the threshold, record how."""
     if not 0.0 < far < 1.0:
-        raise ValueError(f"far must be in (0, 1), got {far}")
+        raise SettingsError(f"far must be in (0, 1), got {far}")
     pairs = read_pairs(pairs_path)
     _, distance = evaluate_pairs(pairs, images_dir, flip=gallery.model.flip, device=gallery.device,
                                  encoder=gallery.model.encoder, on_image=on_image)

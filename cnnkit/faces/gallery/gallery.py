@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import CnnkitError, NoFaceError
+from ...errors import CnnkitError, NoFaceError, SettingsError
 from ...images import ImageInput
 from ..models import DEFAULT_ENCODER, EmbeddingModel, embedding_model
 from ..thresholds import default_threshold
@@ -125,7 +125,7 @@ class Gallery:
         instead of the distance threshold. Search still ranks by distance.
         """
         if index not in INDEX_CHOICES:
-            raise ValueError(f"index must be one of {INDEX_CHOICES}, got {index!r}")
+            raise SettingsError(f"index must be one of {INDEX_CHOICES}, got {index!r}")
         # A file path is SQLite; milvus://HOST:PORT/COLLECTION and milvus-lite://PATH are Milvus.
         self.store = open_store(path, create=create, readonly=readonly, index=index)
         self.path = self.store.path
@@ -185,7 +185,7 @@ class Gallery:
 
     def set_threshold(self, value: float, source: dict) -> None:
         if not 0.0 < value < 10.0:
-            raise ValueError(f"threshold must be a positive distance, got {value}")
+            raise SettingsError(f"threshold must be a positive distance, got {value}")
         with self.store.write() as tx:
             self.store.set_meta(tx, threshold=repr(float(value)), threshold_source=json.dumps(source))
 
@@ -236,9 +236,9 @@ class Gallery:
         is written whole, in one transaction, or not at all.
         """
         if pick not in PICK_CHOICES:
-            raise ValueError(f"pick must be one of {PICK_CHOICES}, got {pick!r}")
+            raise SettingsError(f"pick must be one of {PICK_CHOICES}, got {pick!r}")
         if not images:
-            raise ValueError("enroll needs at least one photo")
+            raise SettingsError("enroll needs at least one photo")
         from ..pipeline import embed_images
 
         records = []
@@ -317,7 +317,7 @@ class Gallery:
     def search(self, embeddings: np.ndarray, *, top_k: int = 3) -> list[list[Hit]]:
         """The `top_k` nearest people for each embedding (nearest first)."""
         if top_k < 1:
-            raise ValueError("top_k must be at least 1")
+            raise SettingsError("top_k must be at least 1")
         return self._current_index().search(np.asarray(embeddings, dtype=np.float32).reshape(-1, self.model.dim), top_k)
 
     def identify_embeddings(self, embeddings: np.ndarray, *, top_k: int = 3,

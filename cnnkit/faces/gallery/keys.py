@@ -26,7 +26,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Literal
 
-from ...errors import GalleryError
+from ...errors import GalleryError, SettingsError
 from ...runtime.clock import utc_timestamp
 from .store import GalleryStore
 
@@ -77,10 +77,10 @@ _COLUMNS = "id, role, label, created_at, revoked_at"
 def create_key(store: GalleryStore, role: Role, *, label: str = "") -> tuple[str, ApiKey]:
     """A new key with `role`: (the key, to hand to its user once; what is stored about it)."""
     if role not in ROLES:
-        raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+        raise SettingsError(f"role must be one of {ROLES}, got {role!r}")
     label = " ".join(str(label).split())
     if len(label) > MAX_LABEL:
-        raise ValueError(f"a key's label is limited to {MAX_LABEL} characters")
+        raise SettingsError(f"a key's label is limited to {MAX_LABEL} characters")
     token = KEY_PREFIX + secrets.token_urlsafe(KEY_BYTES)
     with store.write() as tx:
         cur = tx.execute("INSERT INTO api_keys (key_hash, role, label, created_at) VALUES (?, ?, ?, ?)",

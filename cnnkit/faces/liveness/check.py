@@ -25,6 +25,7 @@ import numpy as np
 
 from .eyes import eye_openness, face_shape
 from .headturn import turn_ratio
+from ...errors import SettingsError
 
 CHECK_CHOICES = ("blink", "turn")
 #: "any": live when one of the checks passes; "all": when every one does.
@@ -59,20 +60,20 @@ class LivenessSettings:
     def __post_init__(self) -> None:
         checks = tuple(self.checks)
         if not checks or any(c not in CHECK_CHOICES for c in checks):
-            raise ValueError(f"checks must be a non-empty subset of {CHECK_CHOICES}, got {self.checks!r}")
+            raise SettingsError(f"checks must be a non-empty subset of {CHECK_CHOICES}, got {self.checks!r}")
         object.__setattr__(self, "checks", checks)
         if self.require not in REQUIRE_CHOICES:
-            raise ValueError(f"require must be one of {REQUIRE_CHOICES}, got {self.require!r}")
+            raise SettingsError(f"require must be one of {REQUIRE_CHOICES}, got {self.require!r}")
         if self.time_limit <= 0:
-            raise ValueError(f"time_limit must be positive seconds, got {self.time_limit}")
+            raise SettingsError(f"time_limit must be positive seconds, got {self.time_limit}")
         if not 0 < self.closed_ratio < self.reopen_ratio <= 1:
-            raise ValueError("need 0 < closed_ratio < reopen_ratio <= 1")
+            raise SettingsError("need 0 < closed_ratio < reopen_ratio <= 1")
         if self.max_shape_change is not None and not 0 < self.max_shape_change < 1:
-            raise ValueError(f"max_shape_change must be in (0, 1) or None, got {self.max_shape_change}")
+            raise SettingsError(f"max_shape_change must be in (0, 1) or None, got {self.max_shape_change}")
         if self.min_closed_frames < 1 or self.min_frames < 1:
-            raise ValueError("min_closed_frames and min_frames must be at least 1")
+            raise SettingsError("min_closed_frames and min_frames must be at least 1")
         if not 0 < self.turn_delta < 0.5:
-            raise ValueError(f"turn_delta must be in (0, 0.5), got {self.turn_delta}")
+            raise SettingsError(f"turn_delta must be in (0, 0.5), got {self.turn_delta}")
 
     @property
     def needs_mesh(self) -> bool:

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from ...errors import SettingsError
 
 OPS = {"CONV_2D": 1, "DEPTHWISE_CONV_2D": 2, "PRELU": 3, "ADD": 4, "MAX_POOL_2D": 5, "PAD": 6, "RESHAPE": 7}
 #: TF Lite fused activations: NONE 0, RELU 1, RELU_N1_TO_1 2, RELU6 3.
@@ -45,7 +46,7 @@ def convert_tflite(path: str) -> dict[str, torch.Tensor]:
         if not isinstance(data, np.ndarray) or data.size == 0:
             return None
         if t.Type() not in tensor_types:
-            raise ValueError(f"{path}: tensor {t.Name()!r} has an unsupported type {t.Type()}")
+            raise SettingsError(f"{path}: tensor {t.Name()!r} has an unsupported type {t.Type()}")
         return np.frombuffer(data.tobytes(), dtype=tensor_types[t.Type()]).reshape(t.ShapeAsNumpy())
 
     out: dict[str, torch.Tensor] = {}
@@ -60,12 +61,12 @@ def convert_tflite(path: str) -> dict[str, torch.Tensor]:
         if name == "DEQUANTIZE":
             value = constant(ins[0])
             if value is None:
-                raise ValueError(f"{path}: DEQUANTIZE of a computed tensor is not supported")
+                raise SettingsError(f"{path}: DEQUANTIZE of a computed tensor is not supported")
             alias[dst] = ins[0]
             out[f"t{ins[0]}"] = torch.from_numpy(value.astype(np.float32))
             continue
         if name not in OPS:
-            raise ValueError(f"{path}: operation {name} is not supported by cnnkit's TF Lite reader")
+            raise SettingsError(f"{path}: operation {name} is not supported by cnnkit's TF Lite reader")
         if name == "RESHAPE":  # the target shape, from the output tensor itself
             ins = ins[:1]
             out[f"shape{dst}"] = torch.tensor(graph.Tensors(dst).ShapeAsNumpy().tolist(), dtype=torch.int64)
@@ -85,7 +86,7 @@ def convert_tflite(path: str) -> dict[str, torch.Tensor]:
             if name == "MAX_POOL_2D":
                 row[9:11] = [o.FilterHeight(), o.FilterWidth()]
             elif o.DilationHFactor() != 1 or o.DilationWFactor() != 1:
-                raise ValueError(f"{path}: dilated convolutions are not supported")
+                raise SettingsError(f"{path}: dilated convolutions are not supported")
         elif name == "ADD":
             o = tflite.AddOptions()
             o.Init(opts.Bytes, opts.Pos)
@@ -116,7 +117,7 @@ def _activate(x: torch.Tensor, kind: int) -> torch.Tensor:
         return F.relu6(x)
     if kind == 2:
         return x.clamp(-1, 1)
-    raise ValueError(f"unsupported fused activation {kind}")
+    raise SettingsError(f"unsupported fused activation {kind}")
 
 
 class TFLiteGraph(nn.Module):
@@ -180,6 +181,6 @@ class TFLiteGraph(nn.Module):
                 if len(shape) == 4:
                     y = y.permute(0, 3, 1, 2)
             else:
-                raise ValueError(f"unknown op {op}")
+                raise SettingsError(f"unknown op {op}")
             values[dst] = _activate(y, act)
         return [values[i] for i in self.outputs]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from ...errors import SettingsError
 
 
 @dataclass(frozen=True)
@@ -24,10 +25,10 @@ class Augment:
 
     def __post_init__(self) -> None:
         if not 0.5 <= self.min_scale <= 1.0:
-            raise ValueError(f"min_scale must be in [0.5, 1], got {self.min_scale}")
+            raise SettingsError(f"min_scale must be in [0.5, 1], got {self.min_scale}")
         for name in ("max_shift", "brightness", "contrast", "saturation"):
             if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+                raise SettingsError(f"{name} must be in [0, 1), got {getattr(self, name)}")
 
     def __call__(self, chips: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         n = len(chips)

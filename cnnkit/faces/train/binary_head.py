@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...errors import WeightsError
+from ...errors import SettingsError, WeightsError
 
 FEATURE_CHOICES = ("abs", "chi2")
 HEAD_FORMAT = "cnnkit-binary-head"
@@ -47,7 +47,7 @@ def pair_features(a: torch.Tensor, b: torch.Tensor, kind: str) -> torch.Tensor:
         ga = torch.cat([F.relu(a), F.relu(-a)], dim=1)
         gb = torch.cat([F.relu(b), F.relu(-b)], dim=1)
         return (ga - gb) ** 2 / (ga + gb + _EPS)
-    raise ValueError(f"features must be one of {FEATURE_CHOICES}, got {kind!r}")
+    raise SettingsError(f"features must be one of {FEATURE_CHOICES}, got {kind!r}")
 
 
 class BinaryHead(nn.Module):
@@ -56,7 +56,7 @@ class BinaryHead(nn.Module):
     def __init__(self, dim: int, *, features: str = "abs") -> None:
         super().__init__()
         if features not in FEATURE_CHOICES:
-            raise ValueError(f"features must be one of {FEATURE_CHOICES}, got {features!r}")
+            raise SettingsError(f"features must be one of {FEATURE_CHOICES}, got {features!r}")
         self.dim = dim
         self.features = features
         n = dim * (2 if features == "chi2" else 1)
@@ -83,10 +83,10 @@ def fit_binary_head(a: np.ndarray, b: np.ndarray, same: np.ndarray, *, features:
     b_t = torch.as_tensor(np.asarray(b, dtype=np.float32))
     y = torch.as_tensor(np.asarray(same, dtype=np.float32))
     if a_t.shape != b_t.shape or a_t.ndim != 2 or len(y) != len(a_t):
-        raise ValueError(f"need (N, D) embeddings for both sides and N labels, got {tuple(a_t.shape)}, "
+        raise SettingsError(f"need (N, D) embeddings for both sides and N labels, got {tuple(a_t.shape)}, "
                          f"{tuple(b_t.shape)}, {tuple(y.shape)}")
     if y.min() == y.max():
-        raise ValueError("the head needs both same-person and different-person pairs")
+        raise SettingsError("the head needs both same-person and different-person pairs")
     head = BinaryHead(a_t.shape[1], features=features)
     x = pair_features(a_t, b_t, features)
     pos_weight = (len(y) - y.sum()) / y.sum()

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import CnnkitError, DatasetError
+from ...errors import CnnkitError, DatasetError, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def detect_landmarks(paths: Sequence[Path], *, cache_dir: str | os.PathLike, sel
     from ..pipeline import detect_batch, select_faces
 
     if select not in SELECT_CHOICES:
-        raise ValueError(f"select must be one of {SELECT_CHOICES}, got {select!r}")
+        raise SettingsError(f"select must be one of {SELECT_CHOICES}, got {select!r}")
     cache = LandmarkCache(cache_dir)
     keys = [_key(p) for p in paths]
     todo = [i for i, k in enumerate(keys) if k not in cache.entries]
@@ -208,7 +208,7 @@ class IdentityDataset:
              people: Sequence[str] | None = None, min_images: int = 2, select: str = "center",
              device: str | None = "cpu", on_progress: Progress | None = None) -> IdentityDataset:
         if min_images < 1:
-            raise ValueError("min_images must be at least 1")
+            raise SettingsError("min_images must be at least 1")
         cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         names, files = scan_identity_folder(root, people=people)
         # Single-image people first: they cannot be anchors with a positive, so never detect them.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from ...errors import SettingsError
 
 DISTANCE_CHOICES = ("squared-l2", "l2", "cosine")
 
@@ -83,4 +84,4 @@ def make_distance(name: str) -> Distance:
         return L2Distance()
     if name == "cosine":
         return CosineSimilarity()
-    raise ValueError(f"distance must be one of {DISTANCE_CHOICES}, got {name!r}")
+    raise SettingsError(f"distance must be one of {DISTANCE_CHOICES}, got {name!r}")

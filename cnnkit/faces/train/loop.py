@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...errors import TrainingError
+from ...errors import SettingsError, TrainingError
 from ...runtime import metrics
 from .augment import Augment
 from .binary_head import FEATURE_CHOICES, BinaryHead, BinaryHeadLoss
@@ -68,15 +68,15 @@ class TrainSettings:
                                      ("optimizer", self.optimizer, OPTIMIZER_CHOICES),
                                      ("head_features", self.head_features, FEATURE_CHOICES)):
             if value not in choices:
-                raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+                raise SettingsError(f"{name} must be one of {choices}, got {value!r}")
         if self.epochs < 1:
-            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+            raise SettingsError(f"epochs must be at least 1, got {self.epochs}")
         if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
+            raise SettingsError(f"lr must be positive, got {self.lr}")
         if self.margin <= 0:
-            raise ValueError(f"margin must be positive, got {self.margin}")
+            raise SettingsError(f"margin must be positive, got {self.margin}")
         if self.batches_per_epoch is not None and self.batches_per_epoch < 1:
-            raise ValueError("batches_per_epoch must be at least 1")
+            raise SettingsError("batches_per_epoch must be at least 1")
 
 
 @dataclass
@@ -134,7 +134,7 @@ class EmbeddingData:
         self.vectors = torch.as_tensor(np.asarray(vectors, dtype=np.float32))
         self.labels = np.asarray(labels)
         if len(self.vectors) != len(self.labels):
-            raise ValueError("one label per embedding")
+            raise SettingsError("one label per embedding")
 
     def batch(self, indices: np.ndarray) -> torch.Tensor:
         return self.vectors[torch.as_tensor(indices)]

@@ -20,6 +20,7 @@ from torch import nn
 
 from .distances import Distance, L2Distance
 from .miners import AllTripletsMiner
+from ...errors import SettingsError
 
 REDUCTION_CHOICES = ("mean", "mean-nonzero", "sum")
 
@@ -39,9 +40,9 @@ class TripletMarginLoss(nn.Module):
     def __init__(self, *, margin: float = 0.2, distance: Distance | None = None, reduction: str = "mean") -> None:
         super().__init__()
         if margin < 0:
-            raise ValueError(f"margin must be >= 0, got {margin}")
+            raise SettingsError(f"margin must be >= 0, got {margin}")
         if reduction not in REDUCTION_CHOICES:
-            raise ValueError(f"reduction must be one of {REDUCTION_CHOICES}, got {reduction!r}")
+            raise SettingsError(f"reduction must be one of {REDUCTION_CHOICES}, got {reduction!r}")
         self.margin = margin
         self.distance = distance or L2Distance(squared=True)
         self.reduction = reduction
@@ -52,7 +53,7 @@ class TripletMarginLoss(nn.Module):
         if indices_tuple is None:
             indices_tuple = AllTripletsMiner(self.distance)(embeddings, labels)
         if len(indices_tuple) != 3:
-            raise ValueError("the triplet loss needs (anchor, positive, negative) indices")
+            raise SettingsError("the triplet loss needs (anchor, positive, negative) indices")
         a, p, n = indices_tuple
         d_ap = self.distance.paired(embeddings[a], embeddings[p])
         d_an = self.distance.paired(embeddings[a], embeddings[n])
@@ -73,7 +74,7 @@ def _pairs(indices_tuple: tuple[torch.Tensor, ...] | None, labels: torch.Tensor
         return a, p, a, n
     if len(indices_tuple) == 4:
         return tuple(indices_tuple)  # type: ignore[return-value]
-    raise ValueError("indices_tuple must be (a, p, n) triplets or (a1, p, a2, n) pairs")
+    raise SettingsError("indices_tuple must be (a, p, n) triplets or (a1, p, a2, n) pairs")
 
 
 class ContrastiveLoss(nn.Module):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 
 from .distances import Distance, L2Distance
+from ...errors import SettingsError
 
 MINER_CHOICES = ("semihard", "batch-hard", "random", "all")
 
@@ -111,7 +112,7 @@ class SemiHardMiner(Miner):
     def __init__(self, distance: Distance | None = None, *, margin: float = 0.2) -> None:
         super().__init__(distance)
         if margin <= 0:
-            raise ValueError(f"margin must be positive, got {margin}")
+            raise SettingsError(f"margin must be positive, got {margin}")
         self.margin = margin
 
     def mine(self, embeddings: torch.Tensor, labels: torch.Tensor) -> Triplets:
@@ -146,4 +147,4 @@ def make_miner(name: str, *, distance: Distance | None = None, margin: float = 0
         return RandomTripletsMiner(distance, generator=generator)
     if name == "all":
         return AllTripletsMiner(distance)
-    raise ValueError(f"miner must be one of {MINER_CHOICES}, got {name!r}")
+    raise SettingsError(f"miner must be one of {MINER_CHOICES}, got {name!r}")

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..saved_encoder import register_architecture
+from ...errors import SettingsError
 
 ARCHITECTURE_CHOICES = ("small-resnet", "dlib-resnet", "dlib-resnet-projection")
 
@@ -49,7 +50,7 @@ class SmallResNet(nn.Module):
                  normalize: bool = True) -> None:
         super().__init__()
         if width < 4 or embedding_dim < 2:
-            raise ValueError("width must be >= 4 and embedding_dim >= 2")
+            raise SettingsError("width must be >= 4 and embedding_dim >= 2")
         self.embedding_dim = embedding_dim
         self.normalize = normalize
         self.stem = nn.Sequential(nn.Conv2d(3, width, 3, 2, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
@@ -66,7 +67,7 @@ class SmallResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"SmallResNet wants (N, 3, S, S) RGB 0-255, got {tuple(x.shape)}")
+            raise SettingsError(f"SmallResNet wants (N, 3, S, S) RGB 0-255, got {tuple(x.shape)}")
         x = (x.float() - 127.5) * (1.0 / 128.0)
         x = self.blocks(self.stem(x))
         x = self.fc(x.mean(dim=(2, 3)))

@@ -36,6 +36,7 @@ from .checkpoint import save_encoder
 from .dataset import IdentityDataset, Progress, default_cache_dir, image_chips
 from .loop import EmbeddingData, EpochLog, ImageData, PairValidation, StepLog, TrainResult, TrainSettings, train
 from .models import SmallResNet, count_parameters
+from ...errors import SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def build_encoder(encoder: str, *, embedding_dim: int = 128, freeze_encoder: boo
 
     if encoder == SMALL_RESNET:
         if freeze_encoder:
-            raise ValueError("a new small-resnet has nothing to freeze; drop --freeze-encoder")
+            raise SettingsError("a new small-resnet has nothing to freeze; drop --freeze-encoder")
         arguments = {**SMALL_DEFAULTS, **(small or {}), "embedding_dim": embedding_dim}
         model = SmallResNet(width=int(arguments["width"]), blocks=tuple(arguments["blocks"]),
                             embedding_dim=embedding_dim)
@@ -86,7 +87,7 @@ def build_encoder(encoder: str, *, embedding_dim: int = 128, freeze_encoder: boo
             projected = ProjectedEncoder(_copy(base), 128, embedding_dim)
             return projected, "dlib-resnet-projection", {"embedding_dim": embedding_dim}, 150
         if embedding_dim != 128:
-            raise ValueError("fine-tuning dlib-resnet-v1 end to end keeps its 128-D output; "
+            raise SettingsError("fine-tuning dlib-resnet-v1 end to end keeps its 128-D output; "
                              "use --freeze-encoder to train a projection to another size")
         model = _copy(base)
         model.requires_grad_(True)
@@ -94,13 +95,13 @@ def build_encoder(encoder: str, *, embedding_dim: int = 128, freeze_encoder: boo
     if is_saved_encoder(encoder):
         config = read_config(encoder)
         if freeze_encoder:
-            raise ValueError("--freeze-encoder works with dlib-resnet-v1; a saved encoder trains on from its weights")
+            raise SettingsError("--freeze-encoder works with dlib-resnet-v1; a saved encoder trains on from its weights")
         model = load_saved_encoder(encoder).train()
         model.requires_grad_(True)
         if config.architecture == "dlib-resnet-projection":
             model.base.requires_grad_(False)
         return model, config.architecture, config.arguments, config.chip_size
-    raise ValueError(f"encoder must be {SMALL_RESNET!r}, {DEFAULT_ENCODER!r} or the folder of a saved encoder, "
+    raise SettingsError(f"encoder must be {SMALL_RESNET!r}, {DEFAULT_ENCODER!r} or the folder of a saved encoder, "
                      f"got {encoder!r}")
 
 
@@ -172,13 +173,13 @@ def fit(data: str | os.PathLike, *, encoder: str, out: str | os.PathLike, settin
     if "embedding_dim" in arguments:
         embedding_dim = int(arguments["embedding_dim"])  # a saved encoder keeps its own size
     if chip_size is not None and chip_size != size:
-        raise ValueError(f"{encoder} takes {size} px chips; drop --chip-size or give {size}")
+        raise SettingsError(f"{encoder} takes {size} px chips; drop --chip-size or give {size}")
     dataset = IdentityDataset.load(data, chip_size=size, cache_dir=cache_dir, people=people, device=str(dev),
                                    on_progress=on_progress)
     frozen = architecture == "dlib-resnet-projection"
     head_only = frozen and settings.loss == "binary"
     if head_only and embedding_dim != 128:
-        raise ValueError("a binary head on the frozen dlib-resnet-v1 takes its 128-D embeddings; drop --embedding-dim")
+        raise SettingsError("a binary head on the frozen dlib-resnet-v1 takes its 128-D embeddings; drop --embedding-dim")
     if frozen:
         vectors = base_embeddings(dataset.chips, cache_dir=cache_dir, device=dev, on_progress=on_progress)
         trained: nn.Module = model.projection

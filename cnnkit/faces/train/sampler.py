@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
+from ...errors import SettingsError
 
 
 class PKSampler:
@@ -19,16 +20,16 @@ class PKSampler:
     def __init__(self, labels: np.ndarray, *, p: int, k: int, seed: int = 0,
                  batches_per_epoch: int | None = None) -> None:
         if p < 2:
-            raise ValueError(f"batch P (people per batch) must be at least 2, got {p}")
+            raise SettingsError(f"batch P (people per batch) must be at least 2, got {p}")
         if k < 2:
-            raise ValueError(f"batch K (images per person) must be at least 2, got {k}")
+            raise SettingsError(f"batch K (images per person) must be at least 2, got {k}")
         labels = np.asarray(labels)
         self.people = np.unique(labels)
         if len(self.people) < p:
-            raise ValueError(f"batch P={p} people per batch, but the dataset has {len(self.people)} people")
+            raise SettingsError(f"batch P={p} people per batch, but the dataset has {len(self.people)} people")
         self.by_person = {int(c): np.flatnonzero(labels == c) for c in self.people}
         if min(len(v) for v in self.by_person.values()) < 2:
-            raise ValueError("every person needs at least 2 images (no positive pair otherwise)")
+            raise SettingsError("every person needs at least 2 images (no positive pair otherwise)")
         self.p, self.k, self.seed = p, k, seed
         self.batches_per_epoch = batches_per_epoch or max(1, len(self.people) // p)
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from ...errors import SettingsError
 
 CANVAS = (640, 480)
 
@@ -84,7 +85,7 @@ def close_eyes(photo: np.ndarray, eye_points: np.ndarray, closed: float) -> np.n
     photograph, not a photograph of closed eyes.
     """
     if not 0.0 <= closed <= 1.0:
-        raise ValueError(f"closed must be in [0, 1], got {closed}")
+        raise SettingsError(f"closed must be in [0, 1], got {closed}")
     if closed == 0:
         return photo.copy()
     out = photo.astype(np.float32).copy()

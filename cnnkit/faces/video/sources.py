@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import VideoSourceError
+from ...errors import SettingsError, VideoSourceError
 from ...images import load_image
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ class ImageSequence(FrameSource):
             raise VideoSourceError(f"{name or 'image sequence'}: no images found "
                                    f"(looked for {', '.join(IMAGE_SUFFIXES)})")
         if fps <= 0:
-            raise ValueError(f"fps must be positive, got {fps}")
+            raise SettingsError(f"fps must be positive, got {fps}")
         self.paths = paths
         self.fps = fps
         self.name = name or str(paths[0].parent)
@@ -133,7 +133,7 @@ class ArraySource(FrameSource):
 
     def __init__(self, frames, *, fps: float = 25.0, name: str = "<frames>") -> None:
         if fps <= 0:
-            raise ValueError(f"fps must be positive, got {fps}")
+            raise SettingsError(f"fps must be positive, got {fps}")
         self.frames = frames
         self.fps = fps
         self.name = name

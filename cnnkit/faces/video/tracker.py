@@ -23,6 +23,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from ..types import Face
+from ...errors import SettingsError
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,9 +43,9 @@ class TrackerSettings:
 
     def __post_init__(self) -> None:
         if not 0 < self.iou_threshold < 1:
-            raise ValueError(f"iou_threshold must be in (0, 1), got {self.iou_threshold}")
+            raise SettingsError(f"iou_threshold must be in (0, 1), got {self.iou_threshold}")
         if self.max_missing <= 0 or self.revive_within < 0:
-            raise ValueError("max_missing must be positive and revive_within not negative")
+            raise SettingsError("max_missing must be positive and revive_within not negative")
 
 
 @dataclass

@@ -31,6 +31,7 @@ from ..liveness.check import LivenessCheck, LivenessSettings
 from ..types import Face
 from .sources import Frame, FrameSource
 from .tracker import FaceTracker, Track, TrackerSettings
+from ...errors import SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +54,9 @@ class WatchSettings:
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+            raise SettingsError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.max_lag <= 0 or self.recheck_every <= 0:
-            raise ValueError("max_lag and recheck_every must be positive seconds")
+            raise SettingsError("max_lag and recheck_every must be positive seconds")
 
 
 @dataclass

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...errors import SignalError
+from ...errors import SettingsError, SignalError
 
 MODEL_FS = 180
 BEFORE_S = 0.25
@@ -124,7 +124,7 @@ def beat_inputs(signal: np.ndarray, fs: int, positions: np.ndarray) -> BeatInput
     if len(positions) < 3:
         raise SignalError(f"only {len(positions)} beat(s) found; at least 3 are needed")
     if np.any(np.diff(positions) <= 0):
-        raise ValueError("beat positions must be strictly increasing")
+        raise SettingsError("beat positions must be strictly increasing")
     x = preprocess(signal, fs)
     centre = np.round(positions * (MODEL_FS / fs)).astype(np.int64)
     before, after = window_length()
@@ -149,7 +149,7 @@ def check_rr_names(names: tuple[str, ...] | list[str]) -> None:
     """ValueError when a name is not one of RR_FEATURES."""
     unknown = [n for n in names if n not in RR_FEATURES]
     if unknown:
-        raise ValueError(f"unknown RR features {unknown}; known: {', '.join(RR_FEATURES)}")
+        raise SettingsError(f"unknown RR features {unknown}; known: {', '.join(RR_FEATURES)}")
 
 
 def select_rr(rr: np.ndarray, names: tuple[str, ...] | list[str]) -> np.ndarray:

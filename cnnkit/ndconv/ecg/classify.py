@@ -12,7 +12,7 @@ from typing import Literal
 
 import numpy as np
 
-from ...errors import SignalError
+from ...errors import SettingsError, SignalError
 from .beats import beat_inputs
 from .qrs import detect_qrs
 from .records import DEFAULT_LEAD, EcgRecord, read_record
@@ -44,7 +44,7 @@ def classify_record(record: str | Path | EcgRecord, checkpoint: str | Path, *,
                     sampling_rate: float | None = None, device: str = "auto") -> BeatLabels:
     """Beat positions and AAMI labels of one record (path or an already read EcgRecord)."""
     if positions not in ("detected", "reference"):
-        raise ValueError(f"unknown positions {positions!r}; use 'detected' or 'reference'")
+        raise SettingsError(f"unknown positions {positions!r}; use 'detected' or 'reference'")
     ck = load_ecg(checkpoint, device=device)
     rec = record if isinstance(record, EcgRecord) else read_record(record, lead=lead, sampling_rate=sampling_rate)
     if positions == "reference":

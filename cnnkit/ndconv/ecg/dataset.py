@@ -13,7 +13,7 @@ from typing import Callable, Iterable, Literal
 
 import numpy as np
 
-from ...errors import SignalError
+from ...errors import SettingsError, SignalError
 from .aami import CLASSES, class_index
 from .beats import beat_inputs
 from .qrs import detect_qrs, match_beats
@@ -49,7 +49,7 @@ def load_beats(data_dir: str | Path, records: Iterable[str], *,
                on_record: Callable[[str], None] | None = None) -> BeatSet:
     """All beats of `records` (names like '100') under `data_dir`."""
     if positions not in ("reference", "detected"):
-        raise ValueError(f"unknown positions {positions!r}; use 'reference' or 'detected'")
+        raise SettingsError(f"unknown positions {positions!r}; use 'reference' or 'detected'")
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise SignalError(f"no data folder at {data_dir}; pass --data DIR (the MIT-BIH folder with 100.hea ...)")

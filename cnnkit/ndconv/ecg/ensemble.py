@@ -19,6 +19,7 @@ from torch import nn
 from ..models import ResNetConfig, build_model
 from .beats import RR_FEATURES, check_rr_names
 from .rr_logistic import RRLogistic
+from ...errors import SettingsError
 
 ARCHITECTURE = "ecg-ensemble"
 
@@ -34,19 +35,19 @@ class EcgEnsemble(nn.Module):
                  rr_model_features: Sequence[str], rr_share: float):
         super().__init__()
         if members < 1:
-            raise ValueError("an ensemble needs at least one network")
+            raise SettingsError("an ensemble needs at least one network")
         if not 0 <= rr_share < 1:
-            raise ValueError("rr_share must be in [0, 1)")
+            raise SettingsError("rr_share must be in [0, 1)")
         check_rr_names(cnn_features)
         check_rr_names(rr_model_features)
         if config.side_features != len(cnn_features):
-            raise ValueError(f"the networks read {config.side_features} side features, {len(cnn_features)} named")
+            raise SettingsError(f"the networks read {config.side_features} side features, {len(cnn_features)} named")
         self.side_names = union_names(cnn_features, rr_model_features)
         self.rr_share = float(rr_share)
         self.networks = nn.ModuleList(build_model(config) for _ in range(members))
         self.rr_model = RRLogistic(len(rr_model_features), config.num_classes) if rr_model_features else None
         if rr_share > 0 and self.rr_model is None:
-            raise ValueError("rr_share > 0 needs RR model features")
+            raise SettingsError("rr_share > 0 needs RR model features")
         self.register_buffer("cnn_cols", torch.tensor([self.side_names.index(n) for n in cnn_features],
                                                       dtype=torch.int64), persistent=False)
         self.register_buffer("rr_cols", torch.tensor([self.side_names.index(n) for n in rr_model_features],
@@ -54,7 +55,7 @@ class EcgEnsemble(nn.Module):
 
     def forward(self, x: torch.Tensor, side: torch.Tensor | None = None) -> torch.Tensor:
         if side is None or side.shape[-1] != len(self.side_names):
-            raise ValueError(f"the ECG ensemble needs the RR features {', '.join(self.side_names)}")
+            raise SettingsError(f"the ECG ensemble needs the RR features {', '.join(self.side_names)}")
         cnn_side = side[:, self.cnn_cols] if len(self.cnn_cols) else None
         p = torch.stack([torch.softmax(net(x, cnn_side), dim=1) for net in self.networks]).mean(0)
         if self.rr_model is not None and self.rr_share > 0:

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..training import class_weights
+from ...errors import SettingsError
 
 
 class RRLogistic(nn.Module):
@@ -38,7 +39,7 @@ def fit_rr_logistic(rr: np.ndarray, labels: np.ndarray, *, classes: int, weight_
                     l2: float = 1e-3, max_iter: int = 200) -> RRLogistic:
     """Fit on (n, f) features and labels in [0, classes); classes without examples get weight 0."""
     if rr.ndim != 2 or len(rr) != len(labels) or len(rr) == 0:
-        raise ValueError(f"need (n, f) features and n labels, got {rr.shape} and {labels.shape}")
+        raise SettingsError(f"need (n, f) features and n labels, got {rr.shape} and {labels.shape}")
     x = torch.as_tensor(rr, dtype=torch.float32)
     y = torch.as_tensor(labels, dtype=torch.int64)
     weights = torch.from_numpy(class_weights(labels, weight_power, classes))

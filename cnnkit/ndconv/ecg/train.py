@@ -40,6 +40,7 @@ from .beats import MARGIN, MODEL_FS, RR_FEATURES, check_rr_names, crop_windows, 
 from .ensemble import ARCHITECTURE, EcgEnsemble, ensemble_from_info, union_names
 from .rr_logistic import fit_rr_logistic
 from .dataset import Q_LABEL, BeatSet, load_beats
+from ...errors import SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -76,19 +77,19 @@ class EcgSettings:
 
     def __post_init__(self) -> None:
         if not 0 <= self.weight_power <= 1.5:
-            raise ValueError("weight_power must be in [0, 1.5]")
+            raise SettingsError("weight_power must be in [0, 1.5]")
         if not 0 < self.n_fraction <= 1:
-            raise ValueError("n_fraction must be in (0, 1]")
+            raise SettingsError("n_fraction must be in (0, 1]")
         if not 0 <= self.jitter <= MARGIN:
-            raise ValueError(f"jitter must be in [0, {MARGIN}] samples")
+            raise SettingsError(f"jitter must be in [0, {MARGIN}] samples")
         if self.members < 1:
-            raise ValueError("members must be >= 1")
+            raise SettingsError("members must be >= 1")
         if not 0 <= self.rr_share < 1:
-            raise ValueError("rr_share must be in [0, 1)")
+            raise SettingsError("rr_share must be in [0, 1)")
         check_rr_names(self.rr_features)
         check_rr_names(self.rr_model_features)
         if self.rr_share > 0 and not self.rr_model_features:
-            raise ValueError("rr_share > 0 needs rr_model_features")
+            raise SettingsError("rr_share > 0 needs rr_model_features")
 
     @property
     def cnn_features(self) -> tuple[str, ...]:
@@ -204,9 +205,9 @@ def train_ecg(data_dir: str | Path, *, settings: EcgSettings = EcgSettings(),
         train_records = tuple(r for r in DS1 if r not in val)
     leak = (set(train_records) | set(val)) & set(DS2)
     if leak:
-        raise ValueError(f"records {sorted(leak)} belong to the DS2 test set; train and tune on DS1 only")
+        raise SettingsError(f"records {sorted(leak)} belong to the DS2 test set; train and tune on DS1 only")
     if set(train_records) & set(val):
-        raise ValueError("a record cannot be in both the training and the validation part")
+        raise SettingsError("a record cannot be in both the training and the validation part")
     if data is None:
         data = load_beats(data_dir, train_records + val, on_record=on_record)
     train = data.subset(np.isin(data.records, train_records) & (data.labels >= 0))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import VideoError
+from ...errors import SettingsError, VideoError
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +32,13 @@ def write_video(path: str | Path, frames: np.ndarray, *, fps: int = 25, codec: s
     """Encode gray uint8 frames (T, H, W) into a video file (H and W even for libx264 / mpeg4)."""
     av = _av()
     if codec not in CODECS:
-        raise ValueError(f"unknown codec {codec!r}; use one of {CODECS}")
+        raise SettingsError(f"unknown codec {codec!r}; use one of {CODECS}")
     frames = np.asarray(frames)
     if frames.ndim != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"frames must be uint8 (T, H, W), got {frames.dtype} {frames.shape}")
+        raise SettingsError(f"frames must be uint8 (T, H, W), got {frames.dtype} {frames.shape}")
     t, h, w = frames.shape
     if codec != "ffv1" and (h % 2 or w % 2):
-        raise ValueError(f"{codec} needs even frame sizes, got {h}x{w}")
+        raise SettingsError(f"{codec} needs even frame sizes, got {h}x{w}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), mode="w") as container:

@@ -11,6 +11,7 @@ beat chance (25 %). The same seed gives the same clips.
 from __future__ import annotations
 
 import numpy as np
+from ...errors import SettingsError
 
 DIRECTIONS = ("up", "down", "left", "right")
 _STEP = {"up": (-1, 0), "down": (1, 0), "left": (0, -1), "right": (0, 1)}
@@ -29,7 +30,7 @@ def texture(rng: np.random.Generator, size: int, *, cutoff: float = 0.18) -> np.
 def moving_clip(rng: np.random.Generator, direction: str, *, frames: int = 16, size: int = 32) -> np.ndarray:
     """uint8 (frames, size, size): a texture moving in `direction` (sub-pixel speeds by Fourier shift)."""
     if direction not in _STEP:
-        raise ValueError(f"unknown direction {direction!r}; use one of {DIRECTIONS}")
+        raise SettingsError(f"unknown direction {direction!r}; use one of {DIRECTIONS}")
     tex = texture(rng, size)
     speed = rng.uniform(1.0, 2.0)
     dy, dx = (speed * s for s in _STEP[direction])
@@ -50,7 +51,7 @@ def moving_clip(rng: np.random.Generator, direction: str, *, frames: int = 16, s
 def make_clips(n: int, *, seed: int = 0, frames: int = 16, size: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """(clips uint8 (n, frames, size, size), labels (n,) index into DIRECTIONS), balanced classes."""
     if n < 1:
-        raise ValueError("n must be >= 1")
+        raise SettingsError("n must be >= 1")
     rng = np.random.default_rng(seed)
     labels = rng.permutation(np.arange(n) % len(DIRECTIONS))
     clips = np.stack([moving_clip(rng, DIRECTIONS[k], frames=frames, size=size) for k in labels])

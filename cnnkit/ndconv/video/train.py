@@ -30,6 +30,7 @@ from ..metrics import accuracy, confusion_matrix
 from ..models import ResNetConfig, build_model
 from ..training import EpochReport, FitResult, TrainSettings, fit, predict_batches
 from .synth import DIRECTIONS, make_clips
+from ...errors import SettingsError
 
 TASK = "video"
 Arch = Literal["3d", "2d", "frames2d"]
@@ -54,9 +55,9 @@ class VideoSettings:
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
-            raise ValueError(f"unknown arch {self.arch!r}; use one of {tuple(ARCHS)}")
+            raise SettingsError(f"unknown arch {self.arch!r}; use one of {tuple(ARCHS)}")
         if self.frames < 3 or self.size < 8:
-            raise ValueError("clips need at least 3 frames of at least 8x8 pixels")
+            raise SettingsError("clips need at least 3 frames of at least 8x8 pixels")
 
     def model(self) -> tuple[str, ResNetConfig]:
         architecture, dim, widths = ARCHS[self.arch]
@@ -87,7 +88,7 @@ class TrainedVideo:
 
 def generate_split(split: str, n: int, settings: VideoSettings) -> tuple[np.ndarray, np.ndarray]:
     if split not in SEEDS:
-        raise ValueError(f"unknown split {split!r}; use one of {tuple(SEEDS)}")
+        raise SettingsError(f"unknown split {split!r}; use one of {tuple(SEEDS)}")
     return make_clips(n, seed=1000 * settings.data_seed + SEEDS[split], frames=settings.frames, size=settings.size)
 
 

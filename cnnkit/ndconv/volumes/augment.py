@@ -17,6 +17,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+from ...errors import SettingsError
 
 Mode = Literal["none", "flips", "cube"]
 MODES = ("none", "flips", "cube")
@@ -26,9 +27,9 @@ _PERMS = list(permutations((0, 1, 2)))
 def augment(batch: torch.Tensor, rng: np.random.Generator, *, mode: Mode = "flips", shift: int = 0) -> torch.Tensor:
     """A new tensor: each volume of `batch` transformed by its own random draw."""
     if mode not in MODES:
-        raise ValueError(f"unknown augmentation {mode!r}; use one of {MODES}")
+        raise SettingsError(f"unknown augmentation {mode!r}; use one of {MODES}")
     if batch.dim() != 5:
-        raise ValueError(f"augment takes (N, C, D, H, W), got shape {tuple(batch.shape)}")
+        raise SettingsError(f"augment takes (N, C, D, H, W), got shape {tuple(batch.shape)}")
     out = []
     for v in batch:
         if mode == "cube":

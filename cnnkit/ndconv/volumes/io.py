@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import VolumeError
+from ...errors import SettingsError, VolumeError
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class Split:
 def load_split(path: str | Path, split: str) -> Split:
     """One official split ('train', 'val', 'test') of a MedMNIST 3D .npz file."""
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; use one of {SPLITS}")
+        raise SettingsError(f"unknown split {split!r}; use one of {SPLITS}")
     path = Path(path)
     if not path.is_file():
         raise VolumeError(f"no dataset file at {path}; pass --data FILE.npz (e.g. adrenalmnist3d_28.npz)")

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..checkpoint import load_checkpoint, save_checkpoint
-from ...errors import VolumeError
+from ...errors import SettingsError, VolumeError
 from ..metrics import accuracy, confusion_matrix, roc_auc
 from ..models import ResNetConfig, build_model
 from ..training import EpochReport, FitResult, TrainSettings, fit
@@ -47,7 +47,7 @@ class VolumeSettings:
     def __post_init__(self) -> None:
         for name in ("augmentation", "tta"):
             if getattr(self, name) not in MODES:
-                raise ValueError(f"unknown {name} {getattr(self, name)!r}; use one of {MODES}")
+                raise SettingsError(f"unknown {name} {getattr(self, name)!r}; use one of {MODES}")
 
     def model_config(self, size: int, num_classes: int) -> ResNetConfig:
         # 28^3: a stride-2 stem (14^3), 64^3: a stride-2 stem and a max-pool (16^3); stages halve from there
