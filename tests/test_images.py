@@ -13,7 +13,7 @@ from PIL import Image
 from cnnkit import load_image
 from cnnkit.errors import ImageError
 
-from .conftest import lfw_image
+from tests.conftest import lfw_image
 
 
 def _encode(pil: Image.Image, fmt: str, **kw) -> bytes:

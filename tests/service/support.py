@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .conftest import lfw_image
+from tests.conftest import lfw_image
 
 
 @dataclass

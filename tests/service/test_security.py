@@ -16,7 +16,7 @@ from cnnkit.faces.gallery.keys import check_key, create_key, hash_key, list_keys
 from cnnkit.faces.gallery.store import GalleryStore
 from cnnkit.service import ServiceSettings
 
-from .test_service_support import auth, client_for, make_keys, photo, png_bytes, running_server
+from tests.service.support import auth, client_for, make_keys, photo, png_bytes, running_server
 
 pytestmark = pytest.mark.usefixtures("face_weights")
 

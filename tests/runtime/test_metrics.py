@@ -9,7 +9,7 @@ from cnnkit.errors import CnnkitError
 from cnnkit.runtime import metrics
 from cnnkit.faces.evaluate import read_pairs
 
-from .conftest import LFW
+from tests.conftest import LFW
 
 
 def _brute_best_accuracy(distance, same):

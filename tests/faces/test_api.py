@@ -9,7 +9,7 @@ import cnnkit
 from cnnkit.faces.align import DLIB_CHIP_TEMPLATE, chip_transforms, similarity_transform
 from cnnkit.faces.thresholds import default_threshold
 
-from .conftest import lfw_image
+from tests.conftest import lfw_image
 
 pytestmark = pytest.mark.usefixtures("face_weights")
 

@@ -11,7 +11,7 @@ from PIL import Image
 from cnnkit.cli.main import main
 from cnnkit.images import load_image
 
-from .conftest import LFW, lfw_image
+from tests.conftest import LFW, lfw_image
 
 pytestmark = pytest.mark.usefixtures("face_weights")
 

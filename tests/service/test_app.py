@@ -11,8 +11,8 @@ from cnnkit.faces.gallery import Gallery
 from cnnkit.images import load_image
 from cnnkit.service import ServiceSettings
 
-from .conftest import lfw_image
-from .test_service_support import auth, client_for, make_keys, photo, png_bytes
+from tests.conftest import lfw_image
+from tests.service.support import auth, client_for, make_keys, photo, png_bytes
 
 pytestmark = pytest.mark.usefixtures("face_weights")
 

@@ -17,7 +17,7 @@ from cnnkit.faces.gallery.backends import backend_of
 from cnnkit.faces.gallery.migrate import compare_galleries, migrate_gallery
 from cnnkit.faces.gallery.store import EmbeddingRecord
 
-from .conftest import lfw_image
+from tests.conftest import lfw_image
 
 pytest.importorskip("milvus_lite", reason="Milvus Lite is not installed (pip install milvus-lite)")
 

@@ -15,7 +15,7 @@ import torch
 
 from cnnkit.faces.mtcnn import MTCNN, Detections, ONet, PNet, RNet, state_dict_from_facenet_pt
 
-from .conftest import LFW
+from tests.conftest import LFW
 
 LFW_DIR = LFW / "images"
 LFW_NAMES = ["George_W_Bush", "Colin_Powell", "Serena_Williams", "Hugo_Chavez", "Jennifer_Lopez", "Junichiro_Koizumi"]

@@ -20,8 +20,8 @@ from PIL import Image
 
 from cnnkit.service import ServiceSettings
 
-from .conftest import lfw_image
-from .test_service_support import auth, make_keys, running_server
+from tests.conftest import lfw_image
+from tests.service.support import auth, make_keys, running_server
 
 pytestmark = pytest.mark.usefixtures("face_weights")
 

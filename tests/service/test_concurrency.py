@@ -16,8 +16,8 @@ from cnnkit.faces.gallery import Gallery
 from cnnkit.faces.gallery.store import EmbeddingRecord
 from cnnkit.service import ServiceSettings
 
-from .conftest import lfw_image
-from .test_service_support import auth, make_keys, photo, running_server
+from tests.conftest import lfw_image
+from tests.service.support import auth, make_keys, photo, running_server
 
 pytestmark = pytest.mark.usefixtures("face_weights")
 

@@ -11,7 +11,7 @@ import pytest
 
 from cnnkit.cli.main import main
 
-from .conftest import LFW
+from tests.conftest import LFW
 
 PEOPLE = ["Alvaro_Uribe", "Amelie_Mauresmo", "Andre_Agassi", "Ari_Fleischer", "Atal_Bihari_Vajpayee", "Bill_Gates"]
 

@@ -10,7 +10,7 @@ from cnnkit.errors import CheckpointError, VolumeError
 from cnnkit.ndconv.volumes.augment import augment, symmetry_views
 from cnnkit.ndconv.volumes.io import as_model_input, list_volume_files, load_split, read_volumes
 
-from .conftest import DATA
+from tests.conftest import DATA
 
 ADRENAL28 = DATA / "volumes" / "adrenalmnist3d_28.npz"
 

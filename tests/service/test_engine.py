@@ -113,7 +113,7 @@ def test_a_batch_of_photos_of_different_sizes_gives_what_each_gives_alone():
     """Batching across requests must not change answers: same faces, boxes and embeddings."""
     from cnnkit.images import load_image
 
-    from .conftest import lfw_image
+    from tests.conftest import lfw_image
 
     portrait = load_image(lfw_image("Colin_Powell", 1))
     pair = np.concatenate([load_image(lfw_image("Aaron_Eckhart", 1)), load_image(lfw_image("Tony_Blair", 1))], 1)

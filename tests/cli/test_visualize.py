@@ -16,7 +16,7 @@ from cnnkit.visualize import TopPatches, list_images
 from cnnkit.errors import ImageTooSmallError, LayerNotFoundError, NoImagesError, UntraceableModelError
 from cnnkit.visualize.hooks import run_captured
 
-from .conftest import DATA, lfw_image
+from tests.conftest import DATA, lfw_image
 
 STYLE_DIR = DATA / "style"
 

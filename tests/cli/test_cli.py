@@ -8,7 +8,7 @@ import pytest
 
 from cnnkit.cli.main import main
 
-from .conftest import LFW, lfw_image
+from tests.conftest import LFW, lfw_image
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
