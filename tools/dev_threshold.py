@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from cnnkit.runtime import metrics
-from cnnkit.faces.evaluate import centre_fallback, read_pairs
+from cnnkit.faces.evaluate import read_pairs
+from cnnkit.faces.recognizer import centre_face
 from cnnkit.faces.pipeline import embed_images
 
 
@@ -40,7 +41,7 @@ def main() -> None:
         start = time.perf_counter()
         embeddings = {}
         for rel, result in zip(images, embed_images((lfw / "images" / r for r in images), select="center",
-                                                    flip=flip, fallback=centre_fallback)):
+                                                    flip=flip, fallback=centre_face)):
             if result.faces:
                 embeddings[rel] = result.faces[0].embedding
         d_train, d_test = pair_distances(train, embeddings), pair_distances(test, embeddings)

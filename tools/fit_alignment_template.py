@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnkit.faces.align import DLIB_CHIP_TEMPLATE, chip_transforms
-from cnnkit.faces.pipeline import detect_batch
+from cnnkit.faces.recognizer import detect
 from cnnkit.images import load_image
 
 
@@ -64,7 +64,7 @@ def collect(lfw: Path, limit: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     normalised, pixels, maps = [], [], []
     for start in range(0, len(paths), 32):
         batch = [load_image(p) for p in paths[start:start + 32]]
-        for image, faces in zip(batch, detect_batch(batch)):
+        for image, faces in zip(batch, detect(batch)):
             dets = detector(image, 1)
             if not dets or not faces:
                 continue

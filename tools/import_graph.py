@@ -11,7 +11,9 @@ level, inside a function (lazy imports), or under `if TYPE_CHECKING:`. An import
 The layers (docs/architecture.md), top to bottom; a module may import from its own
 layer's package and from any layer below, never from above:
 
-    cli, service                      the ways in (command line, HTTP)
+    __main__ modules                  entry points (`python -m cnnkit`, `python -m cnnkit.service`)
+    cli                               the command line (it starts the service: `cnnkit serve`)
+    service                           the HTTP service
     faces, style, visualize, ndconv   the applications
     runtime, weights, images          shared by every application
     errors                            the one exception tree
@@ -33,7 +35,7 @@ PACKAGE = "cnnkit"
 
 #: top-level part -> layer number (higher = nearer the user).
 LAYERS = {
-    "cli": 3, "service": 3, "__main__": 3,
+    "__main__": 5, "cli": 4, "service": 3,
     "faces": 2, "style": 2, "visualize": 2, "ndconv": 2,
     "runtime": 1, "weights": 1, "images": 1,
     "errors": 0, "__init__": 0,
@@ -144,7 +146,10 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
 
 
 def part(module: str) -> str:
+    """The layer-bearing part of a module name: `__main__` for entry points, else the top-level part."""
     parts = module.split(".")
+    if parts[-1] == "__main__":
+        return "__main__"
     return parts[1] if len(parts) > 1 else "__init__"
 
 

@@ -1,12 +1,9 @@
-"""Face alignment: a similarity transform from 5 landmarks to the encoder's canonical chip.
+"""Face alignment: a similarity transform from 5 landmarks to an encoder's canonical chip.
 
-The dlib encoder was trained on 150 x 150 chips cut by dlib's
-`get_face_chip_details(shape, 150, padding=0.25)` from its own landmarks. Our
-landmarks come from MTCNN (eye centres, nose tip, mouth corners), which dlib
-never used, so `DLIB_CHIP_TEMPLATE` gives where those five points fall, on
-average, inside dlib's chip: the per-point median over 1,000 LFW images of
-the View-1 training people (never View 2), made left-right symmetric, by
-`python tools/fit_alignment_template.py` (bench/results/alignment_template.json).
+Where the landmarks should land is the encoder's template (templates.py). The
+dlib encoder was trained on 150 x 150 chips cut by dlib from its own
+landmarks; `DLIB_CHIP_TEMPLATE` places MTCNN's points where dlib's alignment
+puts them.
 
 Pixel convention, as dlib's: (0, 0) is the centre of the top-left pixel.
 """
@@ -18,21 +15,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from ..errors import SettingsError
 
-#: MTCNN's five landmarks (left eye, right eye, nose, left mouth corner, right
-#: mouth corner, as seen in the image) in units of the chip side minus one:
-#: multiply by (size - 1) to get pixels of a size x size chip.
-DLIB_CHIP_TEMPLATE = np.array(
-    [
-        [0.3173, 0.3009],
-        [0.6827, 0.3009],
-        [0.5000, 0.5177],
-        [0.3397, 0.6997],
-        [0.6603, 0.6997],
-    ],
-    dtype=np.float64,
-)
+from ..errors import SettingsError
+from .templates import DLIB_CHIP_TEMPLATE
 
 CHIP_SIZE = 150
 

@@ -13,18 +13,16 @@ list per image). Models load on first use.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 import numpy as np
 import torch
 
 from ..images import ImageInput, load_image
-from .align import CHIP_SIZE
-from .pipeline import chips_for_faces, detect_batch, encode_chips
+from .models import DEFAULT_ENCODER
+from .recognizer import Recognizer, detect
 from .settings import MIN_FACE_SIZE, DetectorSettings
 from .thresholds import default_threshold
 from .types import Face
-from ..errors import SettingsError
 
 
 def _is_batch(images: object) -> bool:
@@ -39,38 +37,31 @@ def detect_faces(images: ImageInput | Sequence[ImageInput], *, min_face_size: fl
     itself works down to 20 px, but recognition needs more).
     """
     batch = [load_image(im) for im in images] if _is_batch(images) else [load_image(images)]
-    found = detect_batch(batch, settings=DetectorSettings(min_face_size=min_face_size), device=device)
+    found = detect(batch, settings=DetectorSettings(min_face_size=min_face_size), device=device)
     return found if _is_batch(images) else found[0]
 
 
-def align_faces(image: ImageInput, faces: Sequence[Face], *, size: int = CHIP_SIZE,
-                device: str | torch.device | None = None) -> np.ndarray:
-    """Aligned chips (N, size, size, 3) uint8 RGB, cut as the encoder expects."""
-    chips = chips_for_faces(load_image(image), faces, device=device, size=size)
+def align_faces(image: ImageInput, faces: Sequence[Face], *, size: int | None = None,
+                device: str | torch.device | None = None, encoder: str = DEFAULT_ENCODER) -> np.ndarray:
+    """Aligned chips (N, S, S, 3) uint8 RGB, cut as `encoder` sees them (S: its chip size, unless `size`)."""
+    chips = Recognizer(encoder, device=device).chips(load_image(image), faces, size=size)
     return chips.clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def encode_faces(images: ImageInput | Sequence[ImageInput], faces: Sequence | None = None, *,
-                 flip: bool = True, device: str | torch.device | None = None) -> list[Face] | list[list[Face]]:
-    """The faces of the image(s) with their 128-D embeddings.
+                 flip: bool = True, device: str | torch.device | None = None,
+                 encoder: str = DEFAULT_ENCODER) -> list[Face] | list[list[Face]]:
+    """The faces of the image(s) with their embeddings (128-D for the default encoder).
 
     `faces`: the faces to encode (from `detect_faces`); detected when omitted.
     For a batch, `faces` is one list per image.
     """
     if not _is_batch(images):
-        return encode_faces([images], None if faces is None else [faces], flip=flip, device=device)[0]
+        return encode_faces([images], None if faces is None else [faces], flip=flip, device=device,
+                            encoder=encoder)[0]
+    recognizer = Recognizer(encoder, device=device, flip=flip)
     loaded = [load_image(im) for im in images]
-    if faces is None:
-        faces = detect_batch(loaded, device=device)
-    if len(faces) != len(loaded):
-        raise SettingsError(f"got {len(loaded)} images but {len(faces)} lists of faces")
-    chips = [chips_for_faces(img, fs, device=device) for img, fs in zip(loaded, faces)]
-    embeddings = encode_chips(torch.cat(chips), flip=flip, device=device) if chips else []
-    out, start = [], 0
-    for fs in faces:
-        out.append([replace(f, embedding=e) for f, e in zip(fs, embeddings[start:start + len(fs)])])
-        start += len(fs)
-    return out
+    return recognizer.embed(loaded, recognizer.detect(loaded) if faces is None else faces)
 
 
 def face_distance(known: np.ndarray | Sequence[np.ndarray], candidate: np.ndarray) -> np.ndarray:

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -43,7 +43,7 @@ from torch import nn
 from ..weights.dlib_format import DlibNetwork, LayerRecord, parse_network
 from ..errors import SettingsError
 
-__all__ = ["DlibResNet", "state_dict_from_dlib", "dlib_resnet_from_state_dict", "embed_chips", "CHIP_SIZE"]
+__all__ = ["DlibResNet", "state_dict_from_dlib", "dlib_resnet_from_state_dict", "CHIP_SIZE"]
 
 log = logging.getLogger(__name__)
 
@@ -215,18 +215,3 @@ def dlib_resnet_from_state_dict(state_dict: dict[str, torch.Tensor],
     model.load_state_dict(state_dict)
     model.requires_grad_(False)
     return model.eval().to(device)
-
-
-@torch.inference_mode()
-def embed_chips(model: DlibResNet, chips: np.ndarray | torch.Tensor | Sequence[np.ndarray],
-                batch_size: int = 64) -> np.ndarray:
-    """Embeddings (N, 128) float32 of aligned chips: uint8 (N, 150, 150, 3) RGB, or float (N, 3, 150, 150)."""
-    if isinstance(chips, Sequence) and not isinstance(chips, torch.Tensor):
-        chips = np.stack(chips) if len(chips) else np.zeros((0, CHIP_SIZE, CHIP_SIZE, 3), np.uint8)
-    if isinstance(chips, np.ndarray):
-        if chips.ndim != 4 or chips.shape[3] != 3:
-            raise SettingsError(f"chips must be (N, H, W, 3) uint8 RGB, got {chips.shape}")
-        chips = torch.from_numpy(np.ascontiguousarray(chips)).permute(0, 3, 1, 2)
-    device = next(model.parameters()).device
-    out = [model(chips[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(chips), batch_size)]
-    return torch.cat(out).numpy() if out else np.zeros((0, EMBEDDING_DIM), np.float32)

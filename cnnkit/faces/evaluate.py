@@ -23,8 +23,9 @@ import numpy as np
 
 from ..errors import CnnkitError
 from ..runtime import metrics
-from .models import DEFAULT_ENCODER, load_detector
-from .pipeline import ImageResult, embed_images, faces_from_detections
+from .models import DEFAULT_ENCODER
+from .pipeline import ImageResult, embed_images
+from .recognizer import centre_face
 from .settings import MIN_FACE_SIZE, DetectorSettings
 from .types import Face
 
@@ -111,17 +112,6 @@ class VerificationReport:
         return out
 
 
-def centre_fallback(image: np.ndarray) -> list[Face]:
-    """For datasets whose face of interest is centred (LFW): a face over the central region.
-
-    The box covers the middle half of the image; the detector's last stage
-    (O-Net) places the landmarks inside it.
-    """
-    h, w = image.shape[:2]
-    box = np.array([[w * 0.25, h * 0.25, w * 0.75, h * 0.75]], dtype=np.float32)
-    return faces_from_detections(load_detector().refine(image, box))
-
-
 def evaluate_pairs(
     pairs: list[Pair],
     images_dir: str | Path,
@@ -144,7 +134,7 @@ def evaluate_pairs(
     def fallback(image: np.ndarray) -> list[Face]:
         nonlocal not_found
         not_found += 1
-        return centre_fallback(image)
+        return centre_face(image, device=device)
 
     start = time.perf_counter()
     embeddings: dict[str, np.ndarray] = {}

@@ -6,8 +6,11 @@ import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from ..runtime.device import resolve_device
 from ..weights import load_state_dict
+from .templates import DLIB_CHIP_TEMPLATE
 
 if TYPE_CHECKING:
     import torch
@@ -56,12 +59,22 @@ def _load_encoder(device: str, ref: str):
 
 @dataclass(frozen=True)
 class EncoderSpec:
-    """Which encoder, in a form galleries can store: `ref` is the registry name or the saved folder's path."""
+    """Which encoder, in a form galleries can store: `ref` is the registry name or the saved folder's path.
+
+    `chip_size` and `template` say how the recognizer cuts its chips: a square of
+    `chip_size` pixels where the five landmarks (left eye, right eye, nose, mouth
+    corners) land on `template` (fractions of chip_size - 1).
+    """
 
     ref: str
     version: str  # the weights' sha256 (first 12 hex digits) and the alignment version
     dim: int
     chip_size: int
+    template: tuple[tuple[float, float], ...] = tuple(map(tuple, DLIB_CHIP_TEMPLATE.tolist()))
+
+    @property
+    def template_array(self) -> np.ndarray:
+        return np.asarray(self.template, dtype=np.float64)
 
 
 @functools.lru_cache(maxsize=16)

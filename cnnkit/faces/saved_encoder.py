@@ -4,7 +4,7 @@
                               "embedding_dim": D, "chip_size": S, "sha256": <of model.safetensors>, ...}
     MODEL/model.safetensors  the weights
 
-`architecture` names a builder in `ARCHITECTURES`: a function from the
+`architecture` names a builder in `architectures.ARCHITECTURES`: a function from the
 `arguments` dict to an nn.Module that takes (N, 3, S, S) RGB 0-255 chips and
 returns (N, D) embeddings. The sha256 is checked on every load and becomes the
 model's version, so a gallery knows exactly which weights made its embeddings.
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,24 +21,6 @@ from typing import Any
 from ..errors import WeightsError
 
 FORMAT = "cnnkit-encoder"
-
-#: architecture name -> builder(arguments) -> nn.Module. Filled by the modules that define them.
-ARCHITECTURES: dict[str, Callable[[dict], Any]] = {}
-
-
-def register_architecture(name: str) -> Callable[[Callable[[dict], Any]], Callable[[dict], Any]]:
-    def wrap(builder: Callable[[dict], Any]) -> Callable[[dict], Any]:
-        ARCHITECTURES[name] = builder
-        return builder
-    return wrap
-
-
-@register_architecture("dlib-resnet")
-def _dlib_resnet(arguments: dict) -> Any:
-    from .encoder import DlibResNet
-
-    return DlibResNet()
-
 
 @dataclass(frozen=True)
 class SavedEncoderConfig:
@@ -77,8 +58,9 @@ def load_saved_encoder(path: str | Path, device: str = "cpu") -> Any:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    from .architectures import ARCHITECTURES
+
     config = read_config(path)
-    _ensure_architectures_imported()
     if config.architecture not in ARCHITECTURES:
         raise WeightsError(f"{path}: unknown architecture {config.architecture!r}; "
                            f"known: {', '.join(sorted(ARCHITECTURES))}")
@@ -96,11 +78,3 @@ def load_saved_encoder(path: str | Path, device: str = "cpu") -> Any:
     except (SafetensorError, RuntimeError) as exc:
         raise WeightsError(f"{weights}: weights do not fit architecture {config.architecture!r} ({exc})") from None
     return model.eval().to(device)
-
-
-def _ensure_architectures_imported() -> None:
-    # Architectures defined by the training code register themselves on import.
-    try:
-        import cnnkit.faces.train.models  # noqa: F401
-    except ImportError:
-        pass

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Face:
     """One detected face.
 
@@ -20,6 +20,20 @@ class Face:
     score: float
     landmarks: np.ndarray = field(repr=False)
     embedding: np.ndarray | None = field(default=None, repr=False)
+
+    # The arrays make the generated __eq__ ambiguous and __hash__ impossible: compare their values,
+    # hash the box and score (equal faces have equal ones).
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Face):
+            return NotImplemented
+        same_embedding = (self.embedding is None and other.embedding is None) or (
+            self.embedding is not None and other.embedding is not None
+            and np.array_equal(self.embedding, other.embedding))
+        return (tuple(self.box) == tuple(other.box) and self.score == other.score
+                and np.array_equal(self.landmarks, other.landmarks) and same_embedding)
+
+    def __hash__(self) -> int:
+        return hash((tuple(self.box), self.score))
 
     @property
     def width(self) -> float:

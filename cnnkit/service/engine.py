@@ -22,22 +22,16 @@ import queue
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import Overloaded, TimedOut
 from ..faces.models import DEFAULT_ENCODER
+from ..faces.recognizer import Recognizer
 from ..faces.types import Face
 
 log = logging.getLogger(__name__)
-
-
-class Overloaded(Exception):
-    """Too much work is queued already."""
-
-
-class TimedOut(Exception):
-    """The work was not started (or finished) within its deadline."""
 
 
 @dataclass
@@ -70,9 +64,6 @@ class FaceEngine:
                  threads: int | None = None) -> None:
         """`encoder` and `flip` must be the gallery's (its `model.encoder` / `model.flip`), or its
         stored embeddings and the new ones cannot be compared."""
-        self.device = device
-        self.flip = flip
-        self.encoder = encoder
         self.batch_size = batch_size
         self.batch_wait_s = batch_wait_ms / 1000.0
         self.max_queue = max_queue
@@ -85,6 +76,7 @@ class FaceEngine:
         self._ready = threading.Event()
         self._failed: BaseException | None = None
         self._threads_before = 0
+        self.recognizer = Recognizer(encoder, device=device, flip=flip)
 
     # -- life -------------------------------------------------------------------------
 
@@ -153,10 +145,7 @@ class FaceEngine:
 
     def _run(self, warm: bool) -> None:
         try:
-            from ..faces.models import load_detector, load_encoder
-
-            load_detector(self.device)
-            load_encoder(self.device, self.encoder)
+            self.recognizer.load()
             if warm:
                 self._process([np.full((160, 160, 3), 128, np.uint8)])
         except BaseException as exc:  # report to start(), which raises it
@@ -227,21 +216,4 @@ class FaceEngine:
             at += len(job.images)
 
     def _process(self, images: list[np.ndarray]) -> list[list[Face]]:
-        import torch
-
-        from ..faces.models import encoder_spec
-        from ..faces.pipeline import chips_for_faces, detect_batch, encode_chips
-
-        detections = detect_batch(images, device=self.device)
-        chip_size = encoder_spec(self.encoder).chip_size
-        chips, owners = [], []
-        for i, (image, faces) in enumerate(zip(images, detections)):
-            if faces:
-                chips.append(chips_for_faces(image, faces, device=self.device, size=chip_size))
-                owners.extend((i, k) for k in range(len(faces)))
-        results = [list(faces) for faces in detections]
-        if chips:
-            embeddings = encode_chips(torch.cat(chips), flip=self.flip, device=self.device, encoder=self.encoder)
-            for (i, k), emb in zip(owners, embeddings):
-                results[i][k] = replace(results[i][k], embedding=emb)
-        return results
+        return self.recognizer.process(images)

@@ -98,10 +98,10 @@ class FaceChips:
 
     def prepare(self, images: Sequence[np.ndarray], names: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray] | None]:
         from ..faces.align import chip_transforms
-        from ..faces.pipeline import detect_batch, select_faces
+        from ..faces.recognizer import detect, select_faces
 
         out: list[tuple[np.ndarray, np.ndarray] | None] = []
-        for image, faces in zip(images, detect_batch(list(images), device=self.device)):
+        for image, faces in zip(images, detect(list(images), device=self.device)):
             faces = select_faces(faces, (image.shape[1], image.shape[0]), "center")
             if not faces:
                 out.append(None)

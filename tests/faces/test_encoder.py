@@ -16,11 +16,11 @@ from cnnkit.faces.encoder import (
     _fold,
     check_architecture,
     dlib_resnet_from_state_dict,
-    embed_chips,
     state_dict_from_dlib,
 )
 from cnnkit.weights.dlib_format import LayerRecord, parse_network
 
+from cnnkit.faces.recognizer import run_encoder
 from tests.conftest import LFW
 
 LFW_PEOPLE = ["Aaron_Eckhart", "Abdullah_Gul", "Abdullah_Gul", "Ai_Sugiyama"]  # two of the same person
@@ -81,15 +81,15 @@ def test_fold_affine_into_conv() -> None:
 def test_embed_chips_inputs() -> None:
     net = DlibResNet().eval()
     chips = np.random.default_rng(0).integers(0, 256, (2, 150, 150, 3), dtype=np.uint8)
-    a = embed_chips(net, chips, batch_size=1)
-    b = embed_chips(net, list(chips))
-    c = embed_chips(net, torch.from_numpy(chips).permute(0, 3, 1, 2).float())
+    a = run_encoder(net, chips, batch_size=1)
+    b = run_encoder(net, list(chips))
+    c = run_encoder(net, torch.from_numpy(chips).permute(0, 3, 1, 2).float())
     assert a.shape == (2, 128) and a.dtype == np.float32
     np.testing.assert_allclose(a, b, atol=1e-5)
     np.testing.assert_allclose(a, c, atol=1e-5)
-    assert embed_chips(net, np.zeros((0, 150, 150, 3), np.uint8)).shape == (0, 128)
+    assert run_encoder(net, np.zeros((0, 150, 150, 3), np.uint8), dim=128).shape == (0, 128)
     with pytest.raises(ValueError, match="chips"):
-        embed_chips(net, np.zeros((2, 150, 150), np.uint8))
+        run_encoder(net, np.zeros((2, 150, 150), np.uint8))
 
 
 # -- with dlib's file ------------------------------------------------------------------------
@@ -129,7 +129,7 @@ def test_cuda_matches_cpu(resnet_dat: Path) -> None:
     state = state_dict_from_dlib(resnet_dat)
     cpu, gpu = dlib_resnet_from_state_dict(state), dlib_resnet_from_state_dict(state, "cuda")
     chips = np.random.default_rng(1).integers(0, 256, (4, 150, 150, 3), dtype=np.uint8)
-    a, b = embed_chips(cpu, chips), embed_chips(gpu, chips)
+    a, b = run_encoder(cpu, chips), run_encoder(gpu, chips)
     cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
     assert cos.min() >= 0.9999  # cuDNN may use TF32 for convolutions
 
@@ -172,7 +172,7 @@ def test_parity_with_dlib(resnet_dat: Path, model: DlibResNet, dlib_chips: list[
 
     recogniser = dlib.face_recognition_model_v1(str(resnet_dat))
     ref = np.array([np.array(recogniser.compute_face_descriptor(chip)) for chip in dlib_chips])
-    ours = embed_chips(model, dlib_chips).astype(np.float64)
+    ours = run_encoder(model, dlib_chips).astype(np.float64)
     cos = (ref * ours).sum(1) / (np.linalg.norm(ref, axis=1) * np.linalg.norm(ours, axis=1))
     assert cos.min() >= 0.9999, cos
     assert np.abs(ref - ours).max() < 1e-4

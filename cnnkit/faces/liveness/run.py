@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ...runtime.device import resolve_device
-from ..pipeline import detect_batch
+from ..recognizer import detect
 from ..settings import MIN_FACE_SIZE, DetectorSettings
 from .check import LivenessCheck, LivenessResult, LivenessSettings
 
@@ -52,7 +52,7 @@ def check_liveness(frames, *, settings: LivenessSettings = LivenessSettings(), f
 
 def _feed(check: LivenessCheck, batch: Sequence, detector: DetectorSettings, settings: LivenessSettings,
           device: torch.device) -> LivenessResult | None:
-    for frame, faces in zip(batch, detect_batch([f.image for f in batch], settings=detector, device=device)):
+    for frame, faces in zip(batch, detect([f.image for f in batch], settings=detector, device=device)):
         if not faces:
             if check.tick(frame.time) is not None:
                 return check.result

@@ -84,8 +84,7 @@ def detect_landmarks(paths: Sequence[Path], *, cache_dir: str | os.PathLike, sel
     on the central half of the image (status FALLBACK), as the LFW evaluation does.
     """
     from ...images import load_image
-    from ..evaluate import centre_fallback
-    from ..pipeline import detect_batch, select_faces
+    from ..recognizer import centre_face, detect, select_faces
 
     if select not in SELECT_CHOICES:
         raise SettingsError(f"select must be one of {SELECT_CHOICES}, got {select!r}")
@@ -105,11 +104,11 @@ def detect_landmarks(paths: Sequence[Path], *, cache_dir: str | os.PathLike, sel
             except CnnkitError as exc:
                 log.warning("skipping unreadable image %s: %s", paths[i], exc)
                 cache.entries[keys[i]] = (UNREADABLE, np.zeros((5, 2), np.float32))
-        for i, image, faces in zip(ok, images, detect_batch(images, device=device)):
+        for i, image, faces in zip(ok, images, detect(images, device=device)):
             status = DETECTED
             faces = select_faces(faces, (image.shape[1], image.shape[0]), select)
             if not faces:
-                faces, status = centre_fallback(image), FALLBACK
+                faces, status = centre_face(image, device=device), FALLBACK
             if not faces:
                 log.warning("no face in %s, even in its centre: skipped", paths[i])
                 cache.entries[keys[i]] = (UNREADABLE, np.zeros((5, 2), np.float32))

@@ -114,7 +114,7 @@ def _copy(model: nn.Module) -> nn.Module:
 def base_embeddings(chips: np.ndarray, *, cache_dir: str | os.PathLike, device: torch.device,
                     on_progress: Progress | None = None, batch: int = 256) -> np.ndarray:
     """The pretrained encoder's flip-averaged embeddings of uint8 chips, cached beside them."""
-    from ..pipeline import encode_chips
+    from ..recognizer import Recognizer
 
     name = Path(getattr(chips, "filename", "") or "chips").stem
     version = embedding_model(True, DEFAULT_ENCODER).version
@@ -122,9 +122,10 @@ def base_embeddings(chips: np.ndarray, *, cache_dir: str | os.PathLike, device: 
     file = Path(cache_dir) / f"embeddings-{key}.npy"
     if file.exists():
         return np.load(file)
-    out = np.empty((len(chips), 128), np.float32)
+    recognizer = Recognizer(DEFAULT_ENCODER, device=device, flip=True)
+    out = np.empty((len(chips), recognizer.spec.dim), np.float32)
     for start in range(0, len(chips), batch):
-        out[start:start + batch] = encode_chips(np.array(chips[start:start + batch]), flip=True, device=device)
+        out[start:start + batch] = recognizer.embed_chips(np.array(chips[start:start + batch]))
         if on_progress:
             on_progress("encode", min(start + batch, len(chips)), len(chips))
     tmp = file.with_name(file.name + ".tmp.npy")

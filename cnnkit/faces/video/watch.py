@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ...runtime.device import resolve_device
-from ..pipeline import chips_for_faces, detect_batch, encode_chips
+from ..models import DEFAULT_ENCODER
+from ..recognizer import Recognizer
 from ..settings import MIN_FACE_SIZE, DetectorSettings
 from ..liveness.check import LivenessCheck, LivenessSettings
 from ..types import Face
@@ -121,18 +121,15 @@ class Watcher:
                  clock: Callable[[], float] = _time.monotonic) -> None:
         self.gallery = gallery
         self.settings = settings
-        self.device = resolve_device(settings.device)
         self.clock = clock
         self.tracker = FaceTracker(settings.tracker)
         self.states: dict[int, TrackState] = {}
         self.stats = WatchStats()
-        self.detector_settings = DetectorSettings(min_face_size=settings.min_face_size)
-        if gallery is not None:
-            self.encoder, self.flip = gallery.model.encoder, gallery.model.flip
-        else:
-            from ..models import DEFAULT_ENCODER
-
-            self.encoder, self.flip = DEFAULT_ENCODER, True
+        # The gallery's encoder and flip, so the embeddings compare with the stored ones.
+        encoder, flip = (gallery.model.encoder, gallery.model.flip) if gallery is not None else (DEFAULT_ENCODER, True)
+        self.recognizer = Recognizer(encoder, device=settings.device, flip=flip,
+                                     detector=DetectorSettings(min_face_size=settings.min_face_size))
+        self.device = self.recognizer.device
 
     def run(self, source: FrameSource, *,
             on_frame: Callable[[Frame, list[TrackState]], None] | None = None) -> Iterator[dict]:
@@ -175,7 +172,7 @@ class Watcher:
             yield frame
 
     def _process(self, batch: list[Frame], on_frame) -> Iterator[dict]:
-        detections = detect_batch([f.image for f in batch], settings=self.detector_settings, device=self.device)
+        detections = self.recognizer.detect([f.image for f in batch])
         for frame, faces in zip(batch, detections):
             self.stats.frames_processed += 1
             self.stats.faces_detected += len(faces)
@@ -185,8 +182,7 @@ class Watcher:
         t = frame.time
 
         def embed(indices: list[int]) -> np.ndarray:
-            chips = chips_for_faces(frame.image, [faces[i] for i in indices], device=self.device)
-            return encode_chips(chips, flip=self.flip, device=self.device, encoder=self.encoder)
+            return self.recognizer.embed_chips(self.recognizer.chips(frame.image, [faces[i] for i in indices]))
 
         def due(track: Track) -> bool:
             state = self.states.get(track.id)
