@@ -21,6 +21,8 @@
     │   ├── PersonNotFound (LookupError)  no such person
     │   ├── NameTaken                the name is enrolled already (and a namesake was not asked for)
     │   ├── AmbiguousName            several people have this name: say which by id
+    │   ├── InvalidName (ValueError)     a name that is empty, too long or holds control characters
+    │   ├── InvalidMetadata (ValueError) metadata that is not a small JSON object of finite values
     │   ├── ModelMismatch            embeddings of another encoder than the gallery's
     │   └── GalleryBusy              another writer holds the gallery; try again
     ├── TrainingError                training cannot go on (a loss that is not finite, ...)
@@ -144,6 +146,14 @@ class AmbiguousName(GalleryError):
     def __init__(self, message: str, *, ids: list[int] | None = None) -> None:
         super().__init__(message)
         self.ids = list(ids or [])
+
+
+class InvalidName(GalleryError, ValueError):
+    """A person's name that is empty, too long, or holds control or invisible characters."""
+
+
+class InvalidMetadata(GalleryError, ValueError):
+    """Metadata that is not a JSON object of finite values within the size limit."""
 
 
 class ModelMismatch(GalleryError):

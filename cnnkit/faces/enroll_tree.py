@@ -30,7 +30,8 @@ import numpy as np
 
 from ..errors import CnnkitError, SettingsError
 from .gallery import Gallery
-from .gallery.gallery import PICK_CHOICES, _enrollment_record
+from ..runtime.extras import require
+from .gallery.gallery import PICK_CHOICES, enrollment_record
 from .gallery.store import EmbeddingRecord
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,9 @@ class TreeWorker:
             import torch
 
             torch.set_num_threads(threads)
-        self.settings = {"encoder": encoder, "flip": flip, "device": device}
+        from .recognizer import Recognizer
+
+        self.recognizer = Recognizer(encoder, device=device, flip=flip)
         self.pick = pick
 
     def run(self, index: int, paths: list[str]) -> tuple[int, list[dict]]:
@@ -111,9 +114,11 @@ class TreeWorker:
         from .pipeline import embed_images
 
         out = []
-        for result in embed_images(paths, batch_size=max(len(paths), 1), **self.settings):
+        for result in embed_images(paths, batch_size=max(len(paths), 1), recognizer=self.recognizer):
             try:
-                record = _enrollment_record(result, self.pick)
+                if result.error is not None:
+                    raise CnnkitError(result.error)
+                record = enrollment_record(result.source, result.faces, self.pick)
             except CnnkitError as exc:
                 message = str(exc).replace("; nothing was enrolled", "")
                 out.append({"error": message.removeprefix(f"{result.source}: ")})
@@ -144,7 +149,7 @@ def enroll_tree(gallery: Gallery, root: str | os.PathLike, *, engine: str = "ray
         raise SettingsError("address is for engine='ray'")
     started = time.perf_counter()
     tree = scan_tree(root)
-    known = gallery.store.source_hashes()
+    known = gallery.source_hashes()
     report = TreeReport(root=str(root), gallery=str(gallery.path), engine=engine, workers=1, photos=len(tree))
     unique: list[TreePhoto] = []  # each content once, in tree order
     seen: set[str] = set()
@@ -213,12 +218,8 @@ def enroll_tree(gallery: Gallery, root: str | os.PathLike, *, engine: str = "ray
 def _run_on_ray(batches: list[list[TreePhoto]], settings: dict, commit, *, address: str | None,
                 workers: int | None) -> int:
     """Spread the batches over Ray actors; commit results in batch order as they come back."""
-    try:
-        import ray
-        from ray.util import ActorPool
-    except ImportError:
-        raise CnnkitError('enroll-tree on Ray needs ray: pip install "cnnkit[distributed]", '
-                          "or use --engine local") from None
+    ray = require("ray", extra="distributed", purpose="enroll-tree on Ray (or use --engine local)")
+    from ray.util import ActorPool
     started_here = not ray.is_initialized()
     if started_here:
         try:

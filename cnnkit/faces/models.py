@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..runtime.device import resolve_device
-from ..weights import load_state_dict
+from ..weights import load_model
 from .templates import DLIB_CHIP_TEMPLATE
 
 if TYPE_CHECKING:
@@ -37,11 +37,7 @@ def load_encoder(device: str | torch.device | None = None, encoder: str = DEFAUL
 
 @functools.lru_cache(maxsize=4)
 def _load_detector(device: str):
-    from .mtcnn import MTCNN
-
-    model = MTCNN()
-    model.load_state_dict(load_state_dict(DEFAULT_DETECTOR))
-    return model.eval().to(device)
+    return load_model(DEFAULT_DETECTOR, device)
 
 
 @functools.lru_cache(maxsize=8)
@@ -50,11 +46,7 @@ def _load_encoder(device: str, ref: str):
         from .saved_encoder import load_saved_encoder
 
         return load_saved_encoder(ref, device)
-    from .encoder import DlibResNet
-
-    model = DlibResNet()
-    model.load_state_dict(load_state_dict(DEFAULT_ENCODER))
-    return model.eval().to(device)
+    return load_model(DEFAULT_ENCODER, device)
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import CnnkitError, ImageError, NoFaceError
-from ..faces.gallery import GalleryError
+from ..errors import (AmbiguousName, CnnkitError, GalleryBusy, GalleryError, ImageError, InvalidMetadata,
+                      InvalidName, ModelMismatch, NameTaken, NoFaceError, PersonNotFound, ServiceError, SettingsError,
+                      SeveralFacesError)
 
 log = logging.getLogger(__name__)
 
@@ -27,18 +28,23 @@ _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "
                415: "unsupported_media_type", 422: "invalid_request", 429: "too_many_requests",
                500: "internal_error", 503: "unavailable", 504: "timeout"}
 
-
-class ServiceError(Exception):
-    """An answer other than success: HTTP status, stable code, message for people."""
-
-    def __init__(self, status: int, code: str, message: str, *, details: Any = None,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.details = details
-        self.headers = headers or {}
+#: The status and code of each kind of library error, most specific first (the first match wins).
+#: A ServiceError carries its own.
+STATUS_OF: list[tuple[type[CnnkitError], int, str]] = [
+    (PersonNotFound, 404, "person_not_found"),
+    (NameTaken, 409, "name_taken"),
+    (AmbiguousName, 409, "ambiguous_name"),
+    (InvalidName, 422, "invalid_name"),
+    (InvalidMetadata, 422, "invalid_metadata"),
+    (GalleryBusy, 503, "gallery_busy"),
+    (ModelMismatch, 409, "model_mismatch"),
+    (GalleryError, 409, "gallery_conflict"),
+    (SeveralFacesError, 422, "several_faces"),
+    (NoFaceError, 422, "no_face"),
+    (ImageError, 422, "unreadable_image"),
+    (SettingsError, 422, "invalid_request"),
+    (CnnkitError, 400, "bad_request"),
+]
 
 
 def error_body(status: int, code: str, message: str, details: Any = None) -> dict:
@@ -53,31 +59,21 @@ def error_response(status: int, code: str, message: str, *, details: Any = None,
     return JSONResponse(error_body(status, code, message, details), status_code=status, headers=headers)
 
 
-def from_cnnkit_error(exc: CnnkitError) -> ServiceError:
-    """The status and code of a library error that reached the service."""
-    if isinstance(exc, ImageError):
-        return ServiceError(422, "unreadable_image", str(exc))
-    if isinstance(exc, NoFaceError):
-        return ServiceError(422, "no_face", str(exc))
-    if isinstance(exc, GalleryError):
-        text = str(exc)
-        if "no person with id" in text or "nobody called" in text:
-            return ServiceError(404, "person_not_found", text)
-        if "cannot write" in text or "could not save" in text:
-            return ServiceError(503, "gallery_busy", f"{text}; try again", headers={"Retry-After": "1"})
-        return ServiceError(409, "gallery_conflict", text)
-    return ServiceError(400, "bad_request", str(exc))
+def response_for(exc: CnnkitError) -> JSONResponse:
+    """The answer to a library error that reached the service, chosen by its type."""
+    if isinstance(exc, ServiceError):
+        return error_response(exc.status, exc.code, exc.message, details=exc.details, headers=exc.headers)
+    status, code = next((s, c) for kind, s, c in STATUS_OF if isinstance(exc, kind))
+    details = {"ids": exc.ids} if isinstance(exc, (NameTaken, AmbiguousName)) else None
+    if isinstance(exc, GalleryBusy):
+        return error_response(status, code, f"{exc}; try again", headers={"Retry-After": "1"})
+    return error_response(status, code, str(exc), details=details)
 
 
 def install_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ServiceError)
-    async def _service(request: Request, exc: ServiceError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, details=exc.details, headers=exc.headers)
-
     @app.exception_handler(CnnkitError)
     async def _cnnkit(request: Request, exc: CnnkitError) -> JSONResponse:
-        err = from_cnnkit_error(exc)
-        return error_response(err.status, err.code, err.message, details=err.details, headers=err.headers)
+        return response_for(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -18,9 +18,8 @@ from io import BytesIO
 import numpy as np
 from PIL import Image
 
-from ..errors import ImageError
+from ..errors import ImageError, ServiceError
 from ..images import load_image
-from .errors import ServiceError
 
 ACCEPTED = ("JPEG", "PNG", "WEBP")
 _EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
@@ -69,11 +68,10 @@ def decode_upload(data: bytes, filename: str | None, *, index: int = 0, max_pixe
     """Check and decode one uploaded photo; ServiceError (413/415/422) when it is refused."""
     name = display_name(filename, index)
     if not data:
-        raise ServiceError(422, "empty_upload", f"{name}: the file is empty")
+        raise ServiceError(status=422, code="empty_upload", message=f"{name}: the file is empty")
     kind = sniff(data)
     if kind is None:
-        raise ServiceError(415, "unsupported_media_type",
-                           f"{name}: not a JPEG, PNG or WebP image (judged by its content, not its name)")
+        raise ServiceError(status=415, code="unsupported_media_type", message=f"{name}: not a JPEG, PNG or WebP image (judged by its content, not its name)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
@@ -82,13 +80,12 @@ def decode_upload(data: bytes, filename: str | None, *, index: int = 0, max_pixe
         except Image.DecompressionBombError:
             width = height = -1
         except Exception as exc:  # PIL raises many kinds for damaged headers
-            raise ServiceError(422, "unreadable_image", f"{name}: damaged {kind} file ({exc})") from None
+            raise ServiceError(status=422, code="unreadable_image", message=f"{name}: damaged {kind} file ({exc})") from None
     if width < 0 or width * height > max_pixels:
         size = "more pixels than PIL will open" if width < 0 else f"{width}x{height} = {width * height:,} pixels"
-        raise ServiceError(413, "image_too_large",
-                           f"{name}: the image is {size}, over the limit of {max_pixels:,}; downscale it")
+        raise ServiceError(status=413, code="image_too_large", message=f"{name}: the image is {size}, over the limit of {max_pixels:,}; downscale it")
     try:
         image = load_image(data, max_pixels=max_pixels)
     except ImageError as exc:
-        raise ServiceError(422, "unreadable_image", f"{name}: {str(exc).removeprefix('<bytes>: ')}") from None
+        raise ServiceError(status=422, code="unreadable_image", message=f"{name}: {str(exc).removeprefix('<bytes>: ')}") from None
     return Upload(name=name, kind=kind, sha256=hashlib.sha256(data).hexdigest(), image=image, data=data)

@@ -14,7 +14,6 @@ it or the member files, or the member file itself.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import logging
 import os
@@ -29,7 +28,7 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-from ..errors import WeightsError
+from ..errors import SettingsError, WeightsError
 from .registry import Member, WeightSpec, get_spec
 
 if TYPE_CHECKING:
@@ -105,6 +104,14 @@ def load_state_dict(name: str, *, device: str | torch.device = "cpu") -> dict[st
                            f"run `cnnkit weights fetch --force {name}`") from None
 
 
+def load_model(name: str, device: str | torch.device = "cpu"):
+    """The model of weight `name` with its weights, in eval mode on `device` (fetch it first if missing)."""
+    spec = get_spec(name)
+    if spec.build is None:
+        raise SettingsError(f"weight {name!r} is not a model of its own; load its tensors with load_state_dict")
+    return spec.build(load_state_dict(name)).eval().to(device)
+
+
 def fetch(
     name: str,
     *,
@@ -130,7 +137,7 @@ def fetch(
     with tempfile.TemporaryDirectory(prefix=f"cnnkit-{spec.name}-") as tmp:
         found = fetch_members(spec.name, Path(tmp), source=source, report=say)
         say(f"{spec.name}: checksums match; converting to safetensors")
-        tensors = _converter(spec)(*[str(p) for p in found])
+        tensors = spec.converter(*[str(p) for p in found])
         _save_atomically(spec, tensors, target)
     say(f"{spec.name}: saved {target}")
     return target
@@ -173,9 +180,6 @@ def _source_digests(spec: WeightSpec) -> list[str]:
     return [m.sha256 for m in spec.members]
 
 
-def _converter(spec: WeightSpec) -> Callable[..., dict[str, torch.Tensor]]:
-    module_name, func_name = spec.converter.split(":")
-    return getattr(importlib.import_module(module_name), func_name)
 
 
 def _save_atomically(spec: WeightSpec, tensors: dict[str, torch.Tensor], target: Path) -> None:

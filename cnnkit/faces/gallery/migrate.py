@@ -14,7 +14,8 @@ from collections.abc import Callable
 import numpy as np
 
 from .gallery import Gallery
-from .store import EmbeddingRecord, GalleryError
+from ...errors import GalleryError
+from .store import EmbeddingRecord
 
 #: People written per transaction (Milvus: per round of inserts).
 PEOPLE_PER_WRITE = 256

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from .search import Hit
-from ...errors import GalleryError
+from ...errors import GalleryBusy, GalleryError
 from ...runtime.clock import utc_timestamp
 from .store import FORMAT, SCHEMA_VERSION, EmbeddingRecord, Person
 
@@ -272,7 +272,7 @@ class MilvusStore:
         except GalleryError:
             raise
         except Exception as exc:
-            raise GalleryError(f"{self.path}: could not save the change ({_reason(exc)})") from None
+            raise GalleryBusy(f"{self.path}: could not save the change ({_reason(exc)})") from None
 
     def _person_row(self, person_id: int) -> dict | None:
         rows = self.client.get(self.c_people, ids=[person_id],
@@ -314,12 +314,16 @@ class MilvusStore:
 
     # -- people -----------------------------------------------------------------------
 
-    def people(self, name: str | None = None) -> list[Person]:
+    def people(self, name: str | None = None, *, offset: int = 0, limit: int | None = None) -> list[Person]:
         fields = ["id", "name", "metadata", "embeddings", "created_at"]
         rows = (self._scan(self.c_people, f"name == {_literal(name)}", fields) if name is not None
                 else self._scan(self.c_people, "id >= 0", fields))
-        people = [_person(r) for r in rows]
-        return sorted(people, key=lambda p: (p.name, p.id))
+        people = sorted((_person(r) for r in rows), key=lambda p: (p.name, p.id))
+        return people[offset:None if limit is None else offset + limit]
+
+    def count_people(self, name: str | None = None) -> int:
+        expr = f"name == {_literal(name)}" if name is not None else ""
+        return int(self.client.query(self.c_people, filter=expr, output_fields=["count(*)"])[0]["count(*)"])
 
     def person(self, person_id: int) -> Person | None:
         row = self._person_row(int(person_id))

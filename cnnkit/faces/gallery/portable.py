@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import CnnkitError
+from ...errors import CnnkitError, GalleryError
 from .gallery import Gallery
-from .store import SCHEMA_VERSION, EmbeddingRecord, GalleryError
+from .store import SCHEMA_VERSION, EmbeddingRecord
 
 PORTABLE_FORMAT = "cnnkit-gallery-export"
 PORTABLE_VERSION = 1
@@ -34,7 +34,7 @@ def export_gallery(gallery: Gallery, path: str | os.PathLike) -> dict:
         "format": PORTABLE_FORMAT, "version": PORTABLE_VERSION, "gallery_schema": SCHEMA_VERSION,
         "model": {"id": gallery.model.id, "encoder": gallery.model.encoder, "version": gallery.model.version,
                   "dim": gallery.model.dim, "flip": gallery.model.flip},
-        "threshold": gallery.threshold if "threshold" in gallery.store.meta() else None,
+        "threshold": gallery.threshold if gallery.has_own_threshold else None,
         "threshold_source": gallery.threshold_source,
         "people": [{"id": p.id, "name": p.name, "metadata": p.metadata, "created_at": p.created_at} for p in people],
         "embeddings": [{"person_id": r["person_id"], "source": r["source"], "source_sha256": r["source_sha256"],
@@ -92,6 +92,6 @@ def import_gallery(gallery: Gallery, path: str | os.PathLike) -> dict:
         if records:
             gallery.enroll_embeddings(person["name"], records, new_person=True, metadata=person["metadata"])
             imported += 1
-    if manifest.get("threshold") is not None and "threshold" not in gallery.store.meta():
+    if manifest.get("threshold") is not None and not gallery.has_own_threshold:
         gallery.set_threshold(float(manifest["threshold"]), manifest["threshold_source"])
     return {"people": imported, "embeddings": sum(len(v) for v in by_person.values())}

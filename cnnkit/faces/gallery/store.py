@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import GalleryError
+from ...errors import GalleryBusy, GalleryError
 from ...runtime.clock import utc_timestamp
 
 FORMAT = "cnnkit-gallery"
@@ -108,6 +108,8 @@ class EmbeddingRecord:
 class GalleryStore:
     """SQLite access for one gallery file. Thread-safe: one connection per thread."""
 
+    searches_itself = False  # the Gallery keeps a search index of the vectors
+
     def __init__(self, path: str | os.PathLike, *, create: bool = False, readonly: bool = False) -> None:
         self.path = Path(path)
         exists = self.path.exists()
@@ -174,7 +176,7 @@ class GalleryStore:
         try:
             db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            raise GalleryError(f"{self.path}: cannot write ({exc})") from None
+            raise GalleryBusy(f"{self.path}: cannot write ({exc})") from None
         try:
             yield db
         except BaseException:
@@ -185,7 +187,7 @@ class GalleryStore:
                 db.execute("COMMIT")
             except sqlite3.OperationalError as exc:
                 db.execute("ROLLBACK")
-                raise GalleryError(f"{self.path}: could not save the change ({exc}); nothing was stored") from None
+                raise GalleryBusy(f"{self.path}: could not save the change ({exc}); nothing was stored") from None
             self._commits += 1
 
     # -- schema ---------------------------------------------------------------------
@@ -235,16 +237,34 @@ class GalleryStore:
 
     # -- people ---------------------------------------------------------------------
 
-    def people(self, name: str | None = None) -> list[Person]:
+    def people(self, name: str | None = None, *, offset: int = 0, limit: int | None = None) -> list[Person]:
+        """Everyone (or the people called `name`), by name then id, from `offset`, at most `limit`."""
         query = ("SELECT p.id, p.name, p.metadata, p.created_at, count(e.id) FROM people p "
                  "LEFT JOIN embeddings e ON e.person_id = p.id")
         args: tuple = ()
         if name is not None:
             query += " WHERE p.name = ?"
             args = (name,)
-        query += " GROUP BY p.id ORDER BY p.name, p.id"
+        query += " GROUP BY p.id ORDER BY p.name, p.id LIMIT ? OFFSET ?"
+        args += (-1 if limit is None else int(limit), int(offset))
         return [Person(id=r[0], name=r[1], metadata=json.loads(r[2]), created_at=r[3], embeddings=r[4])
                 for r in self.connection().execute(query, args)]
+
+    def count_people(self, name: str | None = None) -> int:
+        if name is None:
+            return self.connection().execute("SELECT count(*) FROM people").fetchone()[0]
+        return self.connection().execute("SELECT count(*) FROM people WHERE name = ?", (name,)).fetchone()[0]
+
+    def names(self, person_ids: set[int]) -> dict[int, str]:
+        """id -> name of these people (those that exist): the names a search answer needs, not everyone's."""
+        ids = sorted(int(i) for i in person_ids)
+        out: dict[int, str] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            rows = self.connection().execute(
+                f"SELECT id, name FROM people WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
+            out.update((int(r[0]), r[1]) for r in rows)
+        return out
 
     def person(self, person_id: int) -> Person | None:
         row = self.connection().execute(
@@ -322,7 +342,8 @@ class GalleryStore:
         db = self.connection()
         problems = [r[0] for r in db.execute("PRAGMA integrity_check") if r[0] != "ok"]
         problems += [f"embedding {r[1]} points to a missing person" for r in db.execute("PRAGMA foreign_key_check")]
-        dim = self.meta().get("dim")
+        meta = self.meta()
+        dim = meta.get("dim")
         if dim:
             bad = db.execute("SELECT count(*) FROM embeddings WHERE length(vector) != ?", (4 * int(dim),)).fetchone()[0]
             if bad:
@@ -331,4 +352,8 @@ class GalleryStore:
                            "(SELECT 1 FROM embeddings e WHERE e.person_id = p.id)").fetchone()[0]
         if empty:
             problems.append(f"{empty} people have no embedding")
+        if "model" in meta:
+            for row in db.execute("SELECT DISTINCT model, model_version FROM embeddings"):
+                if (row[0], row[1]) != (meta["model"], meta["model_version"]):
+                    problems.append(f"embeddings of another model: {row[0]} {row[1]}")
         return problems

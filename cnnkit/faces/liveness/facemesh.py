@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...weights import load_state_dict
+from ...weights import load_model
 from ..types import Face
 from .tflite_graph import TFLiteGraph
 
@@ -45,7 +45,7 @@ def load_facemesh(device: str | torch.device = "cpu") -> TFLiteGraph:
 
 @functools.lru_cache(maxsize=4)
 def _load(device: str) -> TFLiteGraph:
-    return TFLiteGraph(load_state_dict(WEIGHTS)).eval().to(device)
+    return load_model(WEIGHTS, device)
 
 
 def _crops(faces: Sequence[Face], scale: float, shift: float) -> np.ndarray:

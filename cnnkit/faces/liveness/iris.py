@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...weights import load_state_dict
+from ...weights import load_model
 from .tflite_graph import TFLiteGraph
 
 WEIGHTS = "mediapipe-iris"
@@ -36,7 +36,7 @@ def load_iris(device: str | torch.device = "cpu") -> TFLiteGraph:
 
 @functools.lru_cache(maxsize=4)
 def _load(device: str) -> TFLiteGraph:
-    return TFLiteGraph(load_state_dict(WEIGHTS)).eval().to(device)
+    return load_model(WEIGHTS, device)
 
 
 @torch.inference_mode()

@@ -1,0 +1,88 @@
+"""One face path: every entry point gives the same embedding for the same photo, with a 150 px and a 96 px encoder."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+import torch
+
+from cnnkit.faces.align import chip_transforms, image_to_tensor, warp_chips
+from cnnkit.faces.api import encode_faces
+from cnnkit.faces.architectures import SmallResNet
+from cnnkit.faces.gallery import Gallery
+from cnnkit.faces.models import DEFAULT_ENCODER, load_encoder
+from cnnkit.faces.pipeline import embed_images
+from cnnkit.faces.recognizer import Recognizer, detect, run_encoder
+from cnnkit.faces.templates import DLIB_CHIP_TEMPLATE
+from cnnkit.faces.train.checkpoint import save_encoder
+from cnnkit.faces.types import Face
+from cnnkit.faces.video import Watcher, WatchSettings
+from cnnkit.faces.video.sources import ArraySource
+from cnnkit.images import load_image
+from cnnkit.service.engine import FaceEngine
+from tests.conftest import lfw_image
+
+TOLERANCE = 1e-4  # embeddings are unit-scale; a wrong chip size or template moves them by ~0.1-1
+
+
+@pytest.fixture(scope="module")
+def small_encoder(tmp_path_factory) -> str:
+    """A 96 px small-resnet with seeded random weights, saved as `cnnkit faces train` saves one."""
+    torch.manual_seed(0)
+    model = SmallResNet(width=8, embedding_dim=32).eval()
+    folder = tmp_path_factory.mktemp("enc") / "small96"
+    save_encoder(folder, model, architecture="small-resnet", arguments={"width": 8, "embedding_dim": 32},
+                 embedding_dim=32, chip_size=96, extra={"threshold": 0.5})
+    return str(folder)
+
+
+def by_hand(image: np.ndarray, face: Face, encoder: str, size: int) -> np.ndarray:
+    """The embedding written out step by step: dlib-template chip of `size` px, flip-averaged encoder pass."""
+    transform = chip_transforms(face.landmarks[None], size=size, template=DLIB_CHIP_TEMPLATE)
+    chip = warp_chips(image_to_tensor(image), transform, size).floor()
+    return run_encoder(load_encoder("cpu", encoder), chip, flip=True)[0]
+
+
+@pytest.mark.parametrize("which", ["dlib", "small96"])
+def test_every_entry_point_gives_the_same_embedding(which, small_encoder, face_weights, tmp_path):
+    encoder, size = (DEFAULT_ENCODER, 150) if which == "dlib" else (small_encoder, 96)
+    path = lfw_image("Serena_Williams", 1)
+    image = load_image(path)
+    (face,) = detect([image], device="cpu")[0][:1]
+    expected = by_hand(image, face, encoder, size)
+
+    got = {
+        "recognizer": Recognizer(encoder, device="cpu").process([image])[0][0].embedding,
+        "pipeline": next(embed_images([path], encoder=encoder, device="cpu")).faces[0].embedding,
+        "api": encode_faces(path, encoder=encoder, device="cpu")[0].embedding,
+    }
+    engine = FaceEngine(device="cpu", encoder=encoder)
+    got["service engine"] = engine._process([image])[0][0].embedding
+    engine.start(warm=False)
+    try:
+        got["service engine, started"] = asyncio.run(engine.embed([image], timeout_s=30))[0][0].embedding
+    finally:
+        engine.stop()
+    with Gallery(tmp_path / "g.db", create=True, device="cpu", encoder=encoder) as gallery:
+        person = gallery.enroll("Serena", [path])
+        got["gallery enroll"] = gallery.embeddings_of(person.id)[0]
+        watched = [e for e in Watcher(gallery, WatchSettings(device="cpu")).run(ArraySource([image]))
+                   if e["event"] == "identified"]
+    for where, embedding in got.items():
+        assert embedding.shape == expected.shape, where
+        assert np.abs(embedding - expected).max() < TOLERANCE, where
+    # The watcher finds the enrolled photo itself: its embedding is the stored one.
+    assert watched and watched[0]["name"] == "Serena" and watched[0]["distance"] < TOLERANCE
+
+
+def test_a_96px_encoder_is_not_fed_150px_chips(small_encoder, face_weights):
+    """The size matters: chips cut at 150 px give another embedding than the encoder's own 96 px."""
+    image = load_image(lfw_image("Serena_Williams", 1))
+    (face,) = detect([image], device="cpu")[0][:1]
+    recognizer = Recognizer(small_encoder, device="cpu")
+    assert recognizer.chips(image, [face]).shape == (1, 3, 96, 96)
+    right = recognizer.embed([image], [[face]])[0][0].embedding
+    wrong = by_hand(image, face, small_encoder, 150)
+    assert np.abs(right - wrong).max() > 100 * TOLERANCE
