@@ -35,6 +35,7 @@ from .search import Hit
 from ...errors import GalleryBusy, GalleryError
 from ...runtime.clock import utc_timestamp
 from .store import FORMAT, SCHEMA_VERSION, EmbeddingRecord, Person
+from ...runtime.extras import require
 
 SCHEMES = ("milvus://", "milvus-lite://")
 DEFAULT_COLLECTION = "gallery"
@@ -116,11 +117,7 @@ class MilvusStore:
 
     def __init__(self, location: str, *, create: bool = False, readonly: bool = False,
                  index: str = "auto") -> None:
-        try:
-            from pymilvus import MilvusClient
-        except ImportError:
-            raise GalleryError('Milvus galleries need pymilvus: pip install "cnnkit[milvus]" '
-                               "(pymilvus, and milvus-lite for milvus-lite://)") from None
+        MilvusClient = require("pymilvus", extra="milvus", purpose="Milvus galleries").MilvusClient
         self.location = MilvusLocation.parse(location)
         self.path = location
         self.readonly = readonly

@@ -98,10 +98,7 @@ class HNSWIndex:
 
     def __init__(self, embedding_ids: np.ndarray, person_ids: np.ndarray, vectors: np.ndarray, *,
                  m: int = 32, ef_construction: int = 80, ef_search: int = 256) -> None:
-        try:
-            import faiss
-        except ImportError:
-            raise ImportError('approximate search needs FAISS: pip install "cnnkit[ann]" (faiss-cpu)') from None
+        import faiss  # a dependency of cnnkit itself (faiss-cpu)
         dim = vectors.shape[1]
         self.index = faiss.IndexHNSWFlat(dim, m)
         self.index.hnsw.efConstruction = ef_construction

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from ...errors import SettingsError
+from ...runtime.extras import require
 
 OPS = {"CONV_2D": 1, "DEPTHWISE_CONV_2D": 2, "PRELU": 3, "ADD": 4, "MAX_POOL_2D": 5, "PAD": 6, "RESHAPE": 7}
 #: TF Lite fused activations: NONE 0, RELU 1, RELU_N1_TO_1 2, RELU6 3.
@@ -29,10 +30,7 @@ ROW = 12
 
 def convert_tflite(path: str) -> dict[str, torch.Tensor]:
     """The constants and op table of a .tflite file (see the module docstring)."""
-    try:
-        import tflite
-    except ImportError:
-        raise ImportError("converting a .tflite file needs the `tflite` package: pip install tflite") from None
+    tflite = require("tflite", extra="video", purpose="converting the MediaPipe .tflite models")
     buf = open(path, "rb").read()
     model = tflite.Model.GetRootAsModel(buf, 0)
     graph = model.Subgraphs(0)

@@ -9,6 +9,7 @@ from PIL import Image, ImageDraw
 
 from .sources import Frame, VideoSourceError
 from .watch import TrackState
+from ...runtime.extras import require
 
 KNOWN, UNKNOWN, PENDING = (60, 200, 80), (230, 70, 60), (230, 200, 60)
 
@@ -45,7 +46,7 @@ class AnnotatedWriter:
     """Writes processed frames, annotated, to an H.264 file at the source's frame rate (dropped frames are left out)."""
 
     def __init__(self, path: str | Path, *, fps: float = 25.0, crf: int = 23) -> None:
-        import av
+        av = require("av", extra="video", purpose="reading and writing video")
 
         self.path = Path(path)
         try:
@@ -57,7 +58,7 @@ class AnnotatedWriter:
         self._stream = None
 
     def write(self, frame: Frame, states: list[TrackState]) -> None:
-        import av
+        av = require("av", extra="video", purpose="reading and writing video")
 
         image = draw(frame.image, states)
         if self._stream is None:

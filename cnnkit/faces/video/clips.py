@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from ...errors import SettingsError
+from ...runtime.extras import require
 
 CANVAS = (640, 480)
 
@@ -176,7 +177,7 @@ def people_clip(photos: Sequence[np.ndarray], *, frames_each: int = 40, together
 
 def write_clip(frames: Sequence[np.ndarray], path: str | Path, *, fps: int = 25, crf: int = 20) -> Path:
     """Encode RGB frames to an H.264 (yuv420p) file with PyAV."""
-    import av
+    av = require("av", extra="video", purpose="reading and writing video")
 
     path = Path(path)
     height, width = frames[0].shape[:2]

@@ -25,6 +25,7 @@ import numpy as np
 
 from ...errors import SettingsError, VideoSourceError
 from ...images import load_image
+from ...runtime.extras import require
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class AVSource(FrameSource):
 
     def __init__(self, url: str, *, format: str | None = None, options: dict | None = None,
                  live: bool = False) -> None:
-        import av
+        av = require("av", extra="video", purpose="reading and writing video")
 
         self.name = url
         self.live = live
@@ -89,7 +90,7 @@ class AVSource(FrameSource):
         self.size = (ctx.width, ctx.height) if ctx.width else None
 
     def __iter__(self) -> Iterator[Frame]:
-        import av
+        av = require("av", extra="video", purpose="reading and writing video")
 
         index = 0
         start: float | None = None

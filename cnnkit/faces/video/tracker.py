@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 
 from ...errors import SettingsError
 from ..boxes import pairwise_overlap
 from ..types import Face
+from ...runtime.extras import require
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,7 +117,8 @@ class FaceTracker:
             if not live or not free:
                 continue
             overlap = iou_matrix([t.box for t in live], [faces[j].box for j in free])
-            rows, cols = linear_sum_assignment(-overlap)
+            assign = require("scipy.optimize", extra="video", purpose="tracking faces").linear_sum_assignment
+            rows, cols = assign(-overlap)
             for i, k in zip(rows, cols):
                 if overlap[i, k] >= s.iou_threshold:
                     assigned[free[k]] = live[i]

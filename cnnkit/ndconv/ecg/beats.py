@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...errors import SettingsError, SignalError
+from ...runtime.extras import require
 
 MODEL_FS = 180
 BEFORE_S = 0.25
@@ -65,7 +66,8 @@ def preprocess(signal: np.ndarray, fs: int) -> np.ndarray:
     """Band-pass 0.5-40 Hz and resample to MODEL_FS (float64 out)."""
     from fractions import Fraction
 
-    from scipy.signal import butter, resample_poly, sosfiltfilt
+    signal = require("scipy.signal", extra="ndconv", purpose="filtering ECG signals")
+    butter, resample_poly, sosfiltfilt = signal.butter, signal.resample_poly, signal.sosfiltfilt
 
     sos = butter(2, [0.5, 40.0], btype="band", fs=fs, output="sos")
     x = sosfiltfilt(sos, np.asarray(signal, dtype=np.float64))

@@ -26,10 +26,12 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import SignalError
+from ...runtime.extras import require
 
 
 def _bandpass(x: np.ndarray, fs: float, low: float, high: float, order: int = 2) -> np.ndarray:
-    from scipy.signal import butter, sosfiltfilt
+    signal = require("scipy.signal", extra="ndconv", purpose="detecting QRS complexes")
+    butter, sosfiltfilt = signal.butter, signal.sosfiltfilt
 
     sos = butter(order, [low, min(high, 0.45 * fs)], btype="band", fs=fs, output="sos")
     return sosfiltfilt(sos, x)
@@ -70,7 +72,7 @@ def locate_r_peaks(signal: np.ndarray, fs: float, approx: np.ndarray, *, radius_
 
 def detect_qrs(signal: np.ndarray, fs: float) -> np.ndarray:
     """Sample indices of the detected beats (R waves) of a whole single-lead record."""
-    from scipy.signal import find_peaks
+    find_peaks = require("scipy.signal", extra="ndconv", purpose="detecting QRS complexes").find_peaks
 
     signal = np.asarray(signal, dtype=np.float64)
     if signal.ndim != 1:

@@ -19,6 +19,7 @@ import numpy as np
 
 from ...errors import SignalError
 from .aami import is_beat
+from ...runtime.extras import require
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class EcgRecord:
 
 
 def _resample(x: np.ndarray, fs_from: float, fs_to: int) -> np.ndarray:
-    from scipy.signal import resample_poly
+    resample_poly = require("scipy.signal", extra="ndconv", purpose="resampling ECG records").resample_poly
 
     ratio = Fraction(fs_to / fs_from).limit_denominator(1000)
     return resample_poly(x, ratio.numerator, ratio.denominator).astype(np.float32)
@@ -123,7 +124,7 @@ def read_record(path: str | Path, *, lead: str | int = DEFAULT_LEAD, fs: int | N
 
 
 def _read_wfdb(base: Path, annotator: str | None):
-    import wfdb
+    wfdb = require("wfdb", extra="ndconv", purpose="reading WFDB records")
 
     if not base.with_suffix(".hea").is_file():
         raise SignalError(f"no WFDB record at {base} (expected {base.with_suffix('.hea')})")

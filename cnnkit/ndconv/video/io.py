@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import SettingsError, VideoError
+from ...runtime.extras import require
 
 log = logging.getLogger(__name__)
 
@@ -21,11 +22,7 @@ CODECS = ("libx264", "mpeg4", "ffv1")
 
 
 def _av():
-    try:
-        import av
-    except ImportError:
-        raise VideoError("reading and writing video needs PyAV: pip install av") from None
-    return av
+    return require("av", extra="ndconv", purpose="reading and writing video")
 
 
 def write_video(path: str | Path, frames: np.ndarray, *, fps: int = 25, codec: str = "libx264", crf: int = 18) -> Path:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import SettingsError, VolumeError
+from ...runtime.extras import require
 
 log = logging.getLogger(__name__)
 
@@ -112,10 +113,7 @@ def read_volumes(path: str | Path) -> list[tuple[str, np.ndarray]]:
 
 
 def _read_nifti(path: Path) -> np.ndarray:
-    try:
-        import nibabel
-    except ImportError:
-        raise VolumeError("reading NIfTI files needs nibabel: pip install nibabel") from None
+    nibabel = require("nibabel", extra="ndconv", purpose="reading NIfTI files")
     try:
         img = nibabel.load(str(path))
         data = np.asanyarray(img.dataobj)
