@@ -156,10 +156,10 @@ def test_csv_record_with_two_leads(mitdb, tmp_path):
 def small_ecg_model(mitdb, tmp_path_factory):
     """A classifier trained for one short epoch on two DS1 records (a check of the plumbing, not of accuracy)."""
     from cnnkit.ndconv.ecg.train import EcgSettings, save_ecg, train_ecg
-    from cnnkit.ndconv.training import TrainSettings
+    from cnnkit.runtime.training import FitSettings
 
     settings = EcgSettings(widths=(4, 8), n_fraction=0.1,
-                           train=TrainSettings(epochs=1, batch_size=64, threads=1, device="cpu"))
+                           train=FitSettings(epochs=1, batch_size=64, threads=1, device="cpu"))
     trained = train_ecg(mitdb, settings=settings, train_records=("119",), validation_records=("106",))
     return save_ecg(tmp_path_factory.mktemp("ecg") / "ecg.safetensors", trained)
 

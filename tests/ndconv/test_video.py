@@ -76,11 +76,11 @@ def test_truncated_video_keeps_what_decodes(tmp_path):
 
 def test_train_and_predict_from_a_video_file(tmp_path, capsys):
     from cnnkit.cli.main import main
-    from cnnkit.ndconv.training import TrainSettings
+    from cnnkit.runtime.training import FitSettings
     from cnnkit.ndconv.video.train import VideoSettings, predict_video, save_video_model, train_video
 
     settings = VideoSettings(arch="3d", frames=8, size=16, train_clips=64, val_clips=16,
-                             train=TrainSettings(epochs=1, batch_size=16, threads=1, device="cpu"))
+                             train=FitSettings(epochs=1, batch_size=16, threads=1, device="cpu"))
     trained = train_video(settings=settings)
     path = save_video_model(tmp_path / "v.safetensors", trained)
     clips, labels = make_clips(3, seed=9, frames=8, size=16)

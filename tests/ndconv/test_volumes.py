@@ -99,7 +99,7 @@ def test_bad_volumes(tmp_path):
 @pytest.fixture(scope="module")
 def small_model(adrenal28, tmp_path_factory):
     """A 3D CNN trained for two epochs on a slice of the real training split (a check of the plumbing)."""
-    from cnnkit.ndconv.training import TrainSettings
+    from cnnkit.runtime.training import FitSettings
     from cnnkit.ndconv.volumes.train import VolumeSettings, save_volumes, train_volumes
 
     tmp = tmp_path_factory.mktemp("vol")
@@ -108,7 +108,7 @@ def small_model(adrenal28, tmp_path_factory):
                  "val_images": z["val_images"][:32], "val_labels": z["val_labels"][:32],
                  "test_images": z["test_images"][:32], "test_labels": z["test_labels"][:32]}
     np.savez(tmp / "small.npz", **small)
-    settings = VolumeSettings(widths=(4, 8), tta="none", train=TrainSettings(epochs=2, batch_size=16, seed=0,
+    settings = VolumeSettings(widths=(4, 8), tta="none", train=FitSettings(epochs=2, batch_size=16, seed=0,
                                                                              threads=1, device="cpu"))
     trained = train_volumes(tmp / "small.npz", settings=settings)
     path = save_volumes(tmp / "vol.safetensors", trained, dataset="small.npz")

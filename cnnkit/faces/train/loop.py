@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import time
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from torch import nn
 
 from ...errors import SettingsError, TrainingError
 from ...runtime import metrics
+from ...runtime.training import seed_everything, warmup_cosine
 from .augment import Augment
 from .binary_head import FEATURE_CHOICES, BinaryHead, BinaryHeadLoss
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -202,9 +202,7 @@ def _make_loss(settings: TrainSettings, dim: int) -> tuple[nn.Module, BinaryHead
 
 
 def _lr_at(settings: TrainSettings, step: int, total: int) -> float:
-    if not settings.cosine_schedule:
-        return settings.lr
-    return settings.lr * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
+    return settings.lr * warmup_cosine(step, total) if settings.cosine_schedule else settings.lr
 
 
 def train(model: nn.Module, data, settings: TrainSettings, *, out: str | os.PathLike, architecture: str,
@@ -219,7 +217,7 @@ def train(model: nn.Module, data, settings: TrainSettings, *, out: str | os.Path
     device = torch.device(device)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(settings.seed)
+    seed_everything(settings.seed)
     loss_fn, head = _make_loss(settings, embedding_dim)
     trainable = nn.ModuleDict({"model": model, **({"head": head} if head is not None else {})}).to(device)
     params = [p for p in trainable.parameters() if p.requires_grad]

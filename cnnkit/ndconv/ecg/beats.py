@@ -66,8 +66,8 @@ def preprocess(signal: np.ndarray, fs: int) -> np.ndarray:
     """Band-pass 0.5-40 Hz and resample to MODEL_FS (float64 out)."""
     from fractions import Fraction
 
-    signal = require("scipy.signal", extra="ndconv", purpose="filtering ECG signals")
-    butter, resample_poly, sosfiltfilt = signal.butter, signal.resample_poly, signal.sosfiltfilt
+    scipy_signal = require("scipy.signal", extra="ndconv", purpose="filtering ECG signals")
+    butter, resample_poly, sosfiltfilt = scipy_signal.butter, scipy_signal.resample_poly, scipy_signal.sosfiltfilt
 
     sos = butter(2, [0.5, 40.0], btype="band", fs=fs, output="sos")
     x = sosfiltfilt(sos, np.asarray(signal, dtype=np.float64))

@@ -30,8 +30,8 @@ from ...runtime.extras import require
 
 
 def _bandpass(x: np.ndarray, fs: float, low: float, high: float, order: int = 2) -> np.ndarray:
-    signal = require("scipy.signal", extra="ndconv", purpose="detecting QRS complexes")
-    butter, sosfiltfilt = signal.butter, signal.sosfiltfilt
+    scipy_signal = require("scipy.signal", extra="ndconv", purpose="detecting QRS complexes")
+    butter, sosfiltfilt = scipy_signal.butter, scipy_signal.sosfiltfilt
 
     sos = butter(order, [low, min(high, 0.45 * fs)], btype="band", fs=fs, output="sos")
     return sosfiltfilt(sos, x)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..training import class_weights
+from ...runtime.training import class_weights
 from ...errors import SettingsError
 
 

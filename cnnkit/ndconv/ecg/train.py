@@ -34,7 +34,7 @@ from torch import nn
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..metrics import class_reports, confusion_matrix, macro_f1
 from ..models import ResNetConfig
-from ..training import EpochReport, FitResult, TrainSettings, class_weights, fit, predict_batches
+from ...runtime.training import EpochReport, FitResult, FitSettings, class_weights, fit, predict_batches
 from .aami import CLASSES, DS1, DS2
 from .beats import MARGIN, MODEL_FS, RR_FEATURES, check_rr_names, crop_windows, select_rr, window_length
 from .ensemble import ARCHITECTURE, EcgEnsemble, ensemble_from_info, union_names
@@ -73,7 +73,7 @@ class EcgSettings:
     rr_share: float = 0.5  # weight of the RR logistic model in the averaged probabilities (0: networks only)
     rr_model_features: tuple[str, ...] = RR_MODEL_FEATURES
     rr_model_weight_power: float = 0.5
-    train: TrainSettings = TrainSettings(epochs=12, batch_size=128, lr=2e-3, weight_decay=1e-3)
+    train: FitSettings = FitSettings(epochs=12, batch_size=128, lr=2e-3, weight_decay=1e-3)
 
     def __post_init__(self) -> None:
         if not 0 <= self.weight_power <= 1.5:

@@ -28,7 +28,7 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 from ..layers import count_parameters
 from ..metrics import accuracy, confusion_matrix
 from ..models import ResNetConfig, build_model
-from ..training import EpochReport, FitResult, TrainSettings, fit, predict_batches
+from ...runtime.training import EpochReport, FitResult, FitSettings, fit, predict_batches
 from .synth import DIRECTIONS, make_clips
 from ...errors import SettingsError
 
@@ -51,7 +51,7 @@ class VideoSettings:
     train_clips: int = 1600
     val_clips: int = 400
     data_seed: int = 0  # added to SEEDS so that other draws of the task are one number away
-    train: TrainSettings = TrainSettings(epochs=8, batch_size=32, lr=3e-3, weight_decay=1e-4)
+    train: FitSettings = FitSettings(epochs=8, batch_size=32, lr=3e-3, weight_decay=1e-4)
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:

@@ -26,7 +26,7 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 from ...errors import SettingsError, VolumeError
 from ..metrics import accuracy, confusion_matrix, roc_auc
 from ..models import ResNetConfig, build_model
-from ..training import EpochReport, FitResult, TrainSettings, fit
+from ...runtime.training import EpochReport, FitResult, FitSettings, fit
 from .augment import MODES, Mode, augment, symmetry_views
 from .io import as_model_input, load_split
 
@@ -42,7 +42,7 @@ class VolumeSettings:
     shift: int = 2  # voxels at 28^3 (scaled with the size)
     tta: Mode = "flips"  # test-time augmentation: average over these views
     dropout: float = 0.2
-    train: TrainSettings = TrainSettings(epochs=20, batch_size=32, lr=3e-3, weight_decay=1e-3)
+    train: FitSettings = FitSettings(epochs=20, batch_size=32, lr=3e-3, weight_decay=1e-3)
 
     def __post_init__(self) -> None:
         for name in ("augmentation", "tta"):

@@ -1,4 +1,9 @@
-"""One training loop for every task: seeds, device, AdamW + cosine schedule, best-on-validation.
+"""The supervised training loop of the ndconv tasks, and the pieces every training loop shares.
+
+`fit`: seeds, device, AdamW + warm-up and cosine schedule, best-on-validation
+(ECG beats, CT volumes, video clips). `seed_everything` and `warmup_cosine`
+are shared with the face encoders' metric-learning loop (faces/train/loop.py),
+which has its own batches (P x K), miners and resumable checkpoints.
 
 The caller supplies the batches (a function of the epoch's random generator, so
 shuffling and augmentation are reproducible from the seed), the loss, and a
@@ -20,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..runtime.device import resolve_device
+from .device import resolve_device
 from ..errors import SettingsError
 
 log = logging.getLogger(__name__)
@@ -29,7 +34,7 @@ Batch = tuple[torch.Tensor, "torch.Tensor | None", torch.Tensor]  # (inputs, sid
 
 
 @dataclass(frozen=True, kw_only=True)
-class TrainSettings:
+class FitSettings:
     epochs: int = 20
     batch_size: int = 64
     lr: float = 2e-3
@@ -90,8 +95,15 @@ def seed_everything(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
+def warmup_cosine(step: int, total: int, warmup: int = 0) -> float:
+    """The learning-rate factor at `step` of `total`: linear warm-up over `warmup` steps, then a cosine to 0."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+
 def fit(model: nn.Module, *, batches: Callable[[np.random.Generator], Iterable[Batch]], steps_per_epoch: int,
-        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], settings: TrainSettings,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], settings: FitSettings,
         validate: Callable[[nn.Module], float] | None = None,
         on_epoch: Callable[[EpochReport], None] | None = None,
         on_step: Callable[[int, float], None] | None = None) -> FitResult:
@@ -106,11 +118,9 @@ def fit(model: nn.Module, *, batches: Callable[[np.random.Generator], Iterable[B
     warm = max(1, int(settings.warmup_epochs * steps_per_epoch))
 
     def lr_at(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        if settings.schedule == "constant":
+        if settings.schedule == "constant" and step >= warm:
             return 1.0
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+        return warmup_cosine(step, total, warm)
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     best_state, best_score, best_epoch = None, None, settings.epochs
