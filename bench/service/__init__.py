@@ -1,0 +1,1 @@
+"""The HTTP service (`cnnkit serve`) under load."""

@@ -1,0 +1,1 @@
+"""Style transfer: time per image, peak memory, the docs gallery, the peer comparison."""

@@ -1,0 +1,1 @@
+"""CNN visualization: the docs examples and TopPatches throughput."""
