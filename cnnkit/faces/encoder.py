@@ -119,7 +119,7 @@ class DlibResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != 3:
             raise SettingsError(f"DlibResNet wants (N, 3, {CHIP_SIZE}, {CHIP_SIZE}) RGB 0-255, got {tuple(x.shape)}")
-        # channels_last is the faster layout for oneDNN's CPU convolutions (see bench/encoder_speed.py).
+        # channels_last is the faster layout for oneDNN's CPU convolutions (see bench/faces/encoder_speed.py).
         x = ((x.float() - self.input_mean) * (1.0 / 256.0)).contiguous(memory_format=torch.channels_last)
         x = F.max_pool2d(F.relu(self.stem(x)), 3, 2)
         x = self.blocks(x)

@@ -33,7 +33,7 @@ geometric exactness:
 
 On LFW and on upside-down/background crops this gives the same recall as
 facenet-pytorch's implementation with slightly fewer false positives, but individual
-borderline detections can differ (see ``bench/detector_lfw.py``).
+borderline detections can differ (see ``bench/faces/detector_lfw.py``).
 """
 
 from __future__ import annotations

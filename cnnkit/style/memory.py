@@ -3,7 +3,7 @@
 The peak comes from the last (full-size) pass: VGG19's activations up to the
 deepest layer used, kept for the backward pass, plus the optimizer's history.
 Both grow with the number of output pixels; the estimate is linear in it, with
-coefficients measured on CPU (`bench/style_memory.py`) and a safety margin.
+coefficients measured on CPU (`bench/style/style_memory.py`) and a safety margin.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ MiB = 1 << 20
 GiB = 1 << 30
 
 #: What is there before any image: Python, PyTorch, the VGG19 weights (80 MiB).
-#: `bench/style_memory.py` measured about 500 MiB at the smallest output.
+#: `bench/style/style_memory.py` measured about 500 MiB at the smallest output.
 BASE_BYTES = 512 * MiB
 
 #: Peak bytes per output pixel beyond the activations' own count (gradients in flight,

@@ -40,7 +40,7 @@ class LivenessSettings:
     time_limit: float = 6.0
     #: Eyes count as closed below this fraction of their open level ...
     #: (closed_ratio, min_closed_frames and max_shape_change were chosen on clips of LFW View 1
-    #: training people by bench/video_liveness.py; 0.58-0.89 did equally well there.)
+    #: training people by bench/faces/video_liveness.py; 0.58-0.89 did equally well there.)
     closed_ratio: float = 0.74
     #: ... for at least this many frames in a row (raise it against landmark jitter) ...
     min_closed_frames: int = 1

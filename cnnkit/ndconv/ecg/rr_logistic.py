@@ -6,7 +6,7 @@ patient-wise cross-validation inside DS1 they miss or over-call S beats of
 unseen patients; a linear model of rhythm features cannot fit a patient's beat
 shapes and moves less between patients (the linear discriminants of de Chazal
 et al. 2004 rest on the same idea). Averaging the two raised the cross-validated
-S F1 (bench/ndconv_ecg_select.py).
+S F1 (bench/ndconv/ndconv_ecg_select.py).
 
 Fitted by full-batch L-BFGS on standardised features (deterministic; a convex
 problem, so no seed), with class k weighted (n / n_k) ** weight_power.

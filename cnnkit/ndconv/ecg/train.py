@@ -16,7 +16,7 @@ The classifier is an ensemble (`ensemble.EcgEnsemble`): `members` networks
 trained alike from different seeds, their probabilities averaged, then mixed
 with a class-weighted logistic regression on RR features alone
 (`rr_logistic`), share `rr_share`. Cross-validation inside DS1 chose this over
-a single network (bench/ndconv_ecg_select.py).
+a single network (bench/ndconv/ndconv_ecg_select.py).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ RR_MODEL_FEATURES = ("pre/post", "pre/local", "irregularity", "irregularity-lag2
 
 @dataclass(frozen=True, kw_only=True)
 class EcgSettings:
-    # widths, dropout and weight_power chosen by cross-validation inside DS1 (bench/ndconv_ecg_select.py):
+    # widths, dropout and weight_power chosen by cross-validation inside DS1 (bench/ndconv/ndconv_ecg_select.py):
     # a smaller network with more dropout generalised better to unseen patients
     widths: tuple[int, ...] = (8, 16, 32)
     kernel_size: int = 7
