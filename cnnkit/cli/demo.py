@@ -11,10 +11,12 @@ import argparse
 import os
 import sys
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ..errors import CnnkitError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 LFW_CANDIDATES = ("../shared/data/lfw", "shared/data/lfw", "../../shared/data/lfw")
 
@@ -57,6 +59,8 @@ def ensure_weights(names: list[str]) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from ..faces.models import DEFAULT_DETECTOR, DEFAULT_ENCODER
     from ..faces.pipeline import embed_images
     from ..faces.thresholds import default_threshold

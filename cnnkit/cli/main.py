@@ -10,28 +10,36 @@ from .. import __version__
 from ..errors import CnnkitError
 from . import demo, faces, ndconv, serve, style, visualize, weights
 
+VERBOSE_HELP = "log what happens (to stderr)"
+
+
+class CommandParser(argparse.ArgumentParser):
+    """The parser of every sub-command: takes -v/--verbose too, so that it may follow the command."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # SUPPRESS: left out, it keeps what the parser above set (`cnnkit -v faces embed ...`).
+        self.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cnnkit", description=__doc__)
     parser.add_argument("--version", action="version", version=f"cnnkit {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (to stderr)")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=CommandParser)
     for module in (weights, faces, style, visualize, ndconv, serve, demo):
         module.add_parser(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run `cnnkit ARGV`: a `CnnkitError` is one line on stderr and exit status 2; anything else is a bug."""
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.run(args) or 0)
     except CnnkitError as exc:
-        print(f"cnnkit: error: {exc}", file=sys.stderr)
-        return 2
-    except ValueError as exc:  # bad settings: the library names the allowed choices
         print(f"cnnkit: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

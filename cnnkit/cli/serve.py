@@ -151,9 +151,3 @@ def run_serve(args: argparse.Namespace) -> int:
           ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile)
     return 0
 
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m cnnkit.service ARGS` = `cnnkit serve ARGS`."""
-    from .main import main as cnnkit_main
-
-    return cnnkit_main(["serve", *(sys.argv[1:] if argv is None else argv)])

@@ -5,16 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 from pathlib import Path
 
-from ..style.color import PRESERVE_COLOR_CHOICES
-from ..style.settings import (DEFAULT_CONTENT_LAYER, INIT_CHOICES, OPTIMIZER_CHOICES, StyleSettings,
-                              parse_layer_weights)
-from .progress import progress_bar
 from ..errors import SettingsError
-
-_DEFAULTS = StyleSettings()
+from ..style.settings import (
+    DEFAULT_CONTENT_LAYER,
+    INIT_CHOICES,
+    OPTIMIZER_CHOICES,
+    PRESERVE_COLOR_CHOICES,
+    StyleSettings,
+    parse_layer_weights,
+)
+from .common import DEVICE_HELP
+from .progress import progress_bar
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -31,7 +34,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
-    d = _DEFAULTS
+    d = StyleSettings()
     parser.add_argument("--size", type=int, default=d.size, help=f"long edge of the output, px (default {d.size})")
     parser.add_argument("--steps", type=int, default=d.steps,
                         help=f"optimizer steps at the final size (default {d.steps})")
@@ -62,7 +65,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
                         help="coarse-to-fine passes, each twice the size of the one before (default 1)")
     parser.add_argument("--coarse-steps", type=int, metavar="N",
                         help="steps of each pass before the last (default: --steps)")
-    parser.add_argument("--device", default=d.device, help="cpu, cuda or auto (default)")
+    parser.add_argument("--device", default=d.device, help=DEVICE_HELP)
     parser.add_argument("--seed", type=int, default=d.seed, help=f"seed of the noise init (default {d.seed})")
     parser.add_argument("--max-memory", type=_parse_bytes, metavar="SIZE",
                         help="refuse outputs that need more than this, e.g. 8G (default: the memory available)")
@@ -81,9 +84,10 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, object]:
 
 
 def run_style(args: argparse.Namespace) -> int:
-    from ..style.plot import save_cost_plot
-    from ..style.transfer import Step, style_transfer
     from ..images import load_image
+    from ..style.plot import save_cost_plot
+    from ..style.settings import make_settings
+    from ..style.transfer import Step, style_transfer
 
     output = Path(args.output)
     if output.suffix.lower() != ".png":
@@ -93,8 +97,6 @@ def run_style(args: argparse.Namespace) -> int:
     if not output.parent.exists():
         raise SettingsError(f"{output.parent}: no such folder for the output")
     settings = settings_from_args(args)
-    from ..style.settings import make_settings
-
     check = make_settings(**settings)  # bad values fail before any image is read
     total_steps = check.steps + 1 + (check.multiscale - 1) * (
         (check.coarse_steps if check.coarse_steps is not None else check.steps) + 1)
@@ -119,8 +121,8 @@ def run_style(args: argparse.Namespace) -> int:
     log_path = output.with_suffix(".json")
     log_path.write_text(json.dumps(log, indent=1) + "\n")
     lines = [f"{output}: {result.image.shape[1]}x{result.image.shape[0]} in {result.seconds:.1f} s",
-             f"  content {result.costs.content:.6g}  style {result.costs.style:.6g}  "
-             f"total {result.costs.total:.6g}", f"  cost log: {log_path}"]
+             (f"  content {result.costs.content:.6g}  style {result.costs.style:.6g}  "
+              f"total {result.costs.total:.6g}"), f"  cost log: {log_path}"]
     if args.plot is not None:
         plot_path = Path(args.plot) if args.plot else output.with_name(f"{output.stem}-costs.png")
         save_cost_plot(log, plot_path, title=f"{Path(args.content).name} in the style of "
@@ -147,13 +149,3 @@ def _parse_bytes(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a size like 512M or 8G")
     return int(float(match.group(1)) * _UNITS[match.group(2)])
 
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m cnnkit.cli.style ARGS` = `cnnkit style ARGS`."""
-    from .main import main as cnnkit_main
-
-    return cnnkit_main(["style", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

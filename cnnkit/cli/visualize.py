@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .progress import progress_bar
 from ..errors import SettingsError
+from .progress import progress_bar
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..weights import converted_path, fetch, get_spec, is_cached, list_specs, weights_dir
-
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("weights", help="list and fetch pretrained weights")
@@ -24,6 +22,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    from ..weights import is_cached, list_specs, weights_dir
+
     print(f"cache: {weights_dir()}")
     for spec in list_specs():
         state = "cached" if is_cached(spec.name) else "missing"
@@ -32,6 +32,8 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_fetch(args: argparse.Namespace) -> int:
+    from ..weights import converted_path, fetch, get_spec, list_specs
+
     names = args.names or [spec.name for spec in list_specs()]
     for name in names:
         get_spec(name)  # unknown names fail before anything is downloaded

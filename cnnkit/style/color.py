@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Allowed values of `preserve_color`.
-PRESERVE_COLOR_CHOICES = ("luminance", "match")
+from .settings import PRESERVE_COLOR_CHOICES  # noqa: F401 (re-exported; defined with the settings)
 
 _RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114],
                         [0.595716, -0.274453, -0.321263],

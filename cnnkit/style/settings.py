@@ -6,12 +6,13 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 
-from .color import PRESERVE_COLOR_CHOICES
-from .vgg import LAYER_CHANNELS, LAYER_NAMES
 from ..errors import SettingsError
+from .layers import LAYER_CHANNELS, LAYER_NAMES
 
 INIT_CHOICES = ("content", "noise", "mix")
 OPTIMIZER_CHOICES = ("lbfgs", "adam")
+#: Allowed values of `preserve_color` (see cnnkit.style.color).
+PRESERVE_COLOR_CHOICES = ("luminance", "match")
 
 #: Gatys et al.'s layers: the content at conv4_2, the style at the first conv of every block.
 DEFAULT_CONTENT_LAYER = "conv4_2"

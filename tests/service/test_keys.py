@@ -8,14 +8,15 @@ import json
 import pytest
 
 from cnnkit.cli import serve
+from cnnkit.cli.main import main
 from cnnkit.faces.gallery.keys import ApiKey, check_key, create_key, list_keys, revoke_key
 from cnnkit.errors import GalleryError
 from cnnkit.faces.gallery.store import GalleryStore
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
-    """`cnnkit serve ARGV`, through the module's own parser (as `python -m cnnkit.service` runs it)."""
-    code = serve.main(list(argv))
+    """`cnnkit serve ARGV` (what `python -m cnnkit.service ARGV` runs)."""
+    code = main(["serve", *argv])
     out, err = capsys.readouterr()
     return code, out, err
 

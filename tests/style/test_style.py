@@ -295,14 +295,9 @@ def test_missing_or_bad_weights_say_how_to_fix(tmp_path, monkeypatch):
 
 
 def _cli(argv):
-    from cnnkit.cli import main as cli_main
+    from cnnkit.cli.main import main
 
-    parser = cli_main.build_parser()
-    if "style" in parser._subparsers._group_actions[0].choices:  # registered in cnnkit.cli.main
-        return cli_main.main(["style", *argv])
-    from cnnkit.cli import style as style_cli
-
-    return style_cli.main(argv)
+    return main(["style", *argv])
 
 
 def test_cli_writes_the_image_the_cost_log_and_the_plot(vgg, photos, tmp_path, capsys):

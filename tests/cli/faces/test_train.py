@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from cnnkit.cli.main import main
-
 from tests.conftest import LFW
 
 PEOPLE = ["Alvaro_Uribe", "Amelie_Mauresmo", "Andre_Agassi", "Ari_Fleischer", "Atal_Bihari_Vajpayee", "Bill_Gates"]
@@ -63,10 +62,10 @@ def test_train_save_resume_and_load(identity_folder, tmp_path, capsys, face_weig
     assert [s["epoch"] for s in steps if s["kind"] == "epoch"] == [0, 1]
 
     # The saved model is an encoder every cnnkit command loads by path.
-    from cnnkit.faces.pipeline import encode_chips
+    from cnnkit.faces.recognizer import Recognizer
 
     chips = np.full((2, 64, 64, 3), 128, np.uint8)
-    emb = encode_chips(chips, encoder=str(out), device="cpu")
+    emb = Recognizer(str(out), device="cpu").embed_chips(chips)
     assert emb.shape == (2, 128) and np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-4)
     capsys.readouterr()
     assert main(["faces", "evaluate", "--pairs", str(identity_folder / "pairs.txt"), "--images",
@@ -124,10 +123,10 @@ def test_frozen_dlib_projection_and_binary_head(identity_folder, tmp_path, capsy
     assert main([*common, "--out", str(proj), "--distance", "l2", "--embedding-dim", "64"]) == 0
     config = json.loads((proj / "config.json").read_text())
     assert config["architecture"] == "dlib-resnet-projection" and config["embedding_dim"] == 64
-    from cnnkit.faces.pipeline import encode_chips
+    from cnnkit.faces.recognizer import Recognizer
 
     chips = np.full((1, 150, 150, 3), 100, np.uint8)
-    assert encode_chips(chips, encoder=str(proj), device="cpu").shape == (1, 64)
+    assert Recognizer(str(proj), device="cpu").embed_chips(chips).shape == (1, 64)
 
     head_dir = tmp_path / "head"
     assert main([*common, "--out", str(head_dir), "--loss", "binary", "--head-features", "chi2"]) == 0

@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 
-from .progress import progress_bar
-from ..errors import SettingsError
+from ...errors import SettingsError
+from ..common import print_json_array
+from ..progress import progress_bar
+from .options import add_gallery_option
 
 
-def add_actions(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     def gallery_parser(name: str, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help)
-        p.add_argument("--gallery", default=os.environ.get("CNNKIT_GALLERY"), required="CNNKIT_GALLERY" not in os.environ,
-                       help="gallery: a SQLite file, milvus://HOST:PORT/COLLECTION or milvus-lite://PATH.db "
-                            "(default $CNNKIT_GALLERY)")
+        add_gallery_option(p)
         return p
 
     p = gallery_parser("enroll", "add a person (or photos of a person) from one or more photos")
@@ -85,7 +83,7 @@ def add_actions(sub: argparse._SubParsersAction) -> None:
 
 
 def _open(args: argparse.Namespace, *, create: bool = False, readonly: bool = False, **kw):
-    from ..faces.gallery import Gallery
+    from ...faces.gallery import Gallery
 
     return Gallery(args.gallery, create=create, readonly=readonly, device=getattr(args, "device", None), **kw)
 
@@ -123,8 +121,7 @@ def run_identify(args: argparse.Namespace) -> int:
             progress_bar(total=len(args.images), unit="img", desc="identify") as bar:
         results = gallery.identify(args.images, top_k=args.top_k, on_image=lambda _: bar.update())
     if args.json:
-        json.dump([r.to_dict() for r in results], sys.stdout)
-        sys.stdout.write("\n")
+        print_json_array(results)
     else:
         for r in results:
             if r.error:
@@ -172,7 +169,7 @@ def run_rename(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from ..faces.gallery import export_gallery
+    from ...faces.gallery import export_gallery
 
     with _open(args, readonly=True) as gallery:
         counts = export_gallery(gallery, args.out)
@@ -181,8 +178,8 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from ..faces.gallery import import_gallery
-    from ..faces.gallery.portable import read_export
+    from ...faces.gallery import import_gallery
+    from ...faces.gallery.portable import read_export
 
     manifest, _ = read_export(args.source)
     with _open(args, create=True, flip=manifest["model"]["flip"]) as gallery:
@@ -192,8 +189,8 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
-    from ..faces.evaluate import read_pairs
-    from ..faces.gallery.calibrate import calibrate
+    from ...faces.evaluate import read_pairs
+    from ...faces.gallery.calibrate import calibrate
 
     pairs = read_pairs(args.pairs)
     n_images = len({p.first for p in pairs} | {p.second for p in pairs})

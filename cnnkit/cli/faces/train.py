@@ -7,11 +7,12 @@ import json
 import sys
 from pathlib import Path
 
-from .progress import progress_bar
-from ..errors import SettingsError
+from ...errors import CnnkitError, SettingsError
+from ..common import DEVICE_HELP
+from ..progress import progress_bar
 
 
-def add_actions(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train or fine-tune an encoder on an identity folder (DIR/<person>/<images>)")
     p.add_argument("--data", required=True, help="folder with one sub-folder of images per person")
     p.add_argument("--encoder", default="small-resnet",
@@ -43,15 +44,13 @@ def add_actions(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val-images", help="images folder of --val-pairs (default: --data)")
     p.add_argument("--cache", help="where aligned chips are cached (default: the cnnkit cache folder)")
     p.add_argument("--resume", action="store_true", help="go on from MODEL/checkpoint")
-    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--json", dest="json_out", metavar="OUT", help="save the training report as JSON")
     p.set_defaults(run=run_train)
 
 
 def read_people(path: str) -> list[str]:
     """Names from an LFW people file (`name count` rows; fold headers are skipped) or one name a line."""
-    from ..errors import CnnkitError
-
     try:
         lines = Path(path).read_text().splitlines()
     except OSError as exc:
@@ -63,8 +62,8 @@ def read_people(path: str) -> list[str]:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from ..faces.train.loop import TrainSettings
-    from ..faces.train.runner import fit
+    from ...faces.train.loop import TrainSettings
+    from ...faces.train.runner import fit
 
     try:
         blocks = [int(b) for b in args.blocks.split(",")]

@@ -8,18 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnkit.cli.main import main
 from cnnkit.images import load_image
-
+from tests.cli.conftest import run
 from tests.conftest import LFW, lfw_image
 
 pytestmark = pytest.mark.usefixtures("face_weights")
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

@@ -1,23 +1,10 @@
-"""`cnnkit ndconv ...`: shape arithmetic output, one-line errors with exit status 2."""
+"""`cnnkit ndconv shape`: shape arithmetic output, one-line errors with exit status 2."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-
-from cnnkit.cli import main as cli_main
-
-
-@pytest.fixture
-def cli(capsys):
-    """Run `cnnkit ndconv ...` through cnnkit's own main."""
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        code = cli_main.main(["ndconv", *argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-    return run
 
 
 @pytest.mark.parametrize("argv,output,params", [
@@ -50,8 +37,3 @@ def test_shape_errors_are_one_line(cli):
     assert err.startswith("cnnkit: error: kernel spans 15") and err.count("\n") == 1
     code, _, err = cli("shape", "--input", "14x14", "--kernel", "5x5x5")
     assert code == 2 and "3D input" in err
-
-
-def test_missing_model_is_one_line(cli, tmp_path):
-    code, _, err = cli("volumes", "predict", str(tmp_path), "--model", str(tmp_path / "none.safetensors"))
-    assert code == 2 and "no checkpoint" in err and err.count("\n") == 1

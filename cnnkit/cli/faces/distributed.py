@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
-from .progress import progress_bar
+from ..progress import progress_bar
+from .options import add_gallery_option
 
 
-def add_actions(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("enroll-tree", help="enroll every photo of ROOT/<person>/<photos> (on Ray; resumable)")
     p.add_argument("root", metavar="ROOT", help="a folder with one folder of photos per person")
-    p.add_argument("--gallery", default=os.environ.get("CNNKIT_GALLERY"), required="CNNKIT_GALLERY" not in os.environ,
-                   help="gallery: a SQLite file, milvus://HOST:PORT/COLLECTION or milvus-lite://PATH.db "
-                        "(default $CNNKIT_GALLERY)")
+    add_gallery_option(p)
     p.add_argument("--engine", choices=["ray", "local"], default="ray",
                    help="ray (default: a local Ray, or --address) or local (this process only)")
     p.add_argument("--address", help="a Ray cluster to run on, e.g. ray://head:10001 or auto (default: start a local one)")
@@ -39,8 +37,8 @@ def add_actions(sub: argparse._SubParsersAction) -> None:
 
 
 def run_enroll_tree(args: argparse.Namespace) -> int:
-    from ..faces.enroll_tree import enroll_tree
-    from ..faces.gallery import Gallery
+    from ...faces.enroll_tree import enroll_tree
+    from ...faces.gallery import Gallery
 
     with Gallery(args.gallery, create=True, encoder=args.encoder, device=args.device) as gallery, \
             progress_bar(unit="photo", desc="enroll-tree") as bar:
@@ -67,13 +65,13 @@ def run_enroll_tree(args: argparse.Namespace) -> int:
 
 
 def run_migrate(args: argparse.Namespace) -> int:
-    from ..faces.gallery import Gallery
-    from ..faces.gallery.migrate import migrate_gallery
+    from ...faces.gallery import Gallery
+    from ...faces.gallery.migrate import migrate_gallery
 
-    with Gallery(args.source, readonly=True) as source:
-        with Gallery(args.target, create=True, encoder=source.model.encoder, flip=source.model.flip) as target, \
-                progress_bar(total=len(source.people()), unit="person", desc="migrate") as bar:
-            counts = migrate_gallery(source, target, on_people=bar.update)
+    with Gallery(args.source, readonly=True) as source, \
+            Gallery(args.target, create=True, encoder=source.model.encoder, flip=source.model.flip) as target, \
+            progress_bar(total=len(source.people()), unit="person", desc="migrate") as bar:
+        counts = migrate_gallery(source, target, on_people=bar.update)
     print(f"migrated {counts['people']} people, {counts['embeddings']} embeddings from {args.source} to "
           f"{args.target} (checked: same contents)")
     return 0

@@ -13,13 +13,14 @@ import json
 import os
 import sys
 
+from ..progress import progress_bar
 
 #: --liveness value -> (checks, require)
 LIVENESS_CHOICES = {"blink": (("blink",), "any"), "turn": (("turn",), "any"),
                     "either": (("blink", "turn"), "any"), "both": (("blink", "turn"), "all")}
 
 
-def add_actions(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("watch", help="track and identify faces in a video, image sequence or camera (JSON lines)")
     p.add_argument("source", metavar="SOURCE",
                    help="a video file, a folder of images or a pattern like 'shots/*.jpg', or a camera "
@@ -44,10 +45,9 @@ def add_actions(sub: argparse._SubParsersAction) -> None:
 def run_watch(args: argparse.Namespace) -> int:
     import torch
 
-    from ..faces.liveness import LivenessSettings
-    from ..faces.video import WatchSettings, Watcher, open_source
-    from ..faces.video.annotate import AnnotatedWriter
-    from .progress import progress_bar
+    from ...faces.liveness import LivenessSettings
+    from ...faces.video import Watcher, WatchSettings, open_source
+    from ...faces.video.annotate import AnnotatedWriter
 
     liveness = None
     if args.liveness:
@@ -58,7 +58,7 @@ def run_watch(args: argparse.Namespace) -> int:
                              device=args.device)
     gallery = None
     if args.gallery:
-        from ..faces.gallery import Gallery
+        from ...faces.gallery import Gallery
 
         gallery = Gallery(args.gallery, readonly=True, device=args.device)
     writer = None
