@@ -15,7 +15,7 @@ import platform
 import resource
 import shlex
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -93,7 +93,7 @@ def save_result(name: str, payload: dict, *, out: str | os.PathLike | None = Non
               "load_average_before": round(LOAD_BEFORE, 2), "load_average_after": round(os.getloadavg()[0], 2),
               "peak_rss_mib": round(peak_rss_mib(), 1),
               **({"peak_rss_mib_children": round(children, 1)} if children else {}),
-              "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+              "date": datetime.now(UTC).isoformat(timespec="seconds")}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=2, default=str) + "\n")
     return path

@@ -34,8 +34,8 @@ if TYPE_CHECKING:
     from .faces.api import align_faces, compare_faces, detect_faces, encode_faces, face_distance
     from .faces.gallery import Gallery
     from .faces.types import Face
-    from .style.transfer import stylize
     from .images import load_image
+    from .style.transfer import stylize
 
 
 def __getattr__(name: str) -> Any:

@@ -11,18 +11,28 @@ from __future__ import annotations
 import io
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import BinaryIO, cast
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
 
-ImageInput = Union[str, os.PathLike, bytes, bytearray, BinaryIO, np.ndarray, Image.Image]
+ImageInput = str | os.PathLike | bytes | bytearray | BinaryIO | np.ndarray | Image.Image
 
 #: Default pixel limit (width x height). 100 megapixels is larger than any phone photo.
 MAX_PIXELS = 100_000_000
+
+
+def as_batch(images: ImageInput | Sequence[ImageInput]) -> tuple[list[ImageInput], bool]:
+    """(the images, whether they came as a batch): a list or tuple holds several images, anything else is one."""
+    if isinstance(images, (list, tuple)):
+        return list(images), True
+    # Anything but a list or tuple is one image (load_image refuses what is not); typing cannot
+    # narrow "a Sequence, but not a list or tuple" away, so say it.
+    return [cast(ImageInput, images)], False
 
 
 def load_image(image: ImageInput, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -76,8 +86,8 @@ def _open_stream(image: object) -> tuple[str, BinaryIO, bool]:
             return str(path), open(path, "rb"), True
         except OSError as exc:
             raise ImageError(f"{path}: cannot open ({exc.strerror})") from None
-    if hasattr(image, "read"):
-        return str(getattr(image, "name", "<file>")), image, False  # type: ignore[return-value]
+    if hasattr(image, "read"):  # a file object: duck-typed, as the standard library does
+        return str(getattr(image, "name", "<file>")), cast(BinaryIO, image), False
     raise ImageError(
         f"cannot load an image from a {type(image).__name__}; "
         "give a path, bytes, a binary file object, a PIL image or a numpy array"

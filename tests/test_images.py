@@ -12,7 +12,6 @@ from PIL import Image
 
 from cnnkit import load_image
 from cnnkit.errors import ImageError
-
 from tests.conftest import lfw_image
 
 

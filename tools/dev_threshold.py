@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnkit.runtime import metrics
 from cnnkit.faces.evaluate import read_pairs
-from cnnkit.faces.recognizer import centre_face
 from cnnkit.faces.pipeline import embed_images
+from cnnkit.faces.recognizer import centre_face
+from cnnkit.runtime import metrics
 
 
 def pair_distances(pairs, embeddings) -> np.ndarray:

@@ -127,7 +127,7 @@ def main() -> None:
             "unsymmetrised_mean": float(corner_error(median, pixels[held], maps[held]).mean()),
             "current_constant_mean": float(corner_error(DLIB_CHIP_TEMPLATE, pixels[held], maps[held]).mean()),
         },
-        "command": "python tools/fit_alignment_template.py --lfw ../shared/data/lfw --limit %d" % args.limit,
+        "command": f"python tools/fit_alignment_template.py --lfw ../shared/data/lfw --limit {args.limit}",
     }
     print(json.dumps(report, indent=2))
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")

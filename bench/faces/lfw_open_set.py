@@ -41,7 +41,8 @@ from cnnkit.faces.pipeline import embed_images
 
 
 def lfw_people(images: Path) -> dict[str, list[str]]:
-    return {d.name: sorted(f"{d.name}/{p.name}" for p in d.glob("*.jpg")) for d in sorted(images.iterdir()) if d.is_dir()}
+    return {d.name: sorted(f"{d.name}/{p.name}" for p in d.glob("*.jpg"))
+            for d in sorted(images.iterdir()) if d.is_dir()}
 
 
 def encode_cnnkit(images: Path, paths: list[str]) -> tuple[dict[str, np.ndarray], float]:
@@ -116,7 +117,8 @@ def evaluate(tool: str, emb: dict, people, dev_names: set[str], default_t: float
     res = out["all_lfw"]
     print(f"{tool:17} rank-1 {res['rank1']:.4f}  DIR@FPIR1% {res['at_FPIR_1%_dev']['DIR']:.4f} "
           f"(FPIR {res['at_FPIR_1%_dev']['FPIR']:.4f})  DIR@FPIR10% {res['at_FPIR_10%_dev']['DIR']:.4f} "
-          f"(FPIR {res['at_FPIR_10%_dev']['FPIR']:.4f})  unknown rate at default {res['at_default_threshold']['unknown_rate']:.4f}",
+          f"(FPIR {res['at_FPIR_10%_dev']['FPIR']:.4f})  "
+          f"unknown rate at default {res['at_default_threshold']['unknown_rate']:.4f}",
           flush=True)
     return out
 

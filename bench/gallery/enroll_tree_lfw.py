@@ -19,6 +19,7 @@ bench/results/enroll_tree_lfw.json (the scale measured is in "photos").
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -98,7 +99,8 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=FULL, help=f"photos to enroll (default all {FULL:,})")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--kill-at", type=float, default=0.4, help="kill the third run at this share of photos enrolled")
+    parser.add_argument("--kill-at", type=float, default=0.4,
+                        help="kill the third run at this share of photos enrolled")
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--out", type=Path, default=RESULTS / "enroll_tree_lfw.json")
     args = parser.parse_args()
@@ -126,10 +128,8 @@ def main() -> None:
     proc.wait()
     leftovers = session_members(proc.pid)
     for pid in leftovers:  # Ray's processes started by the killed driver
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     kill = {"killed_after_s": time.perf_counter() - started, "enrolled_when_killed": killed_at,
             "finished_before_kill": proc.returncode == 0, "ray_processes_left_and_killed": len(leftovers)}
     print(f"killed with {killed_at} photos enrolled; resuming", flush=True)

@@ -35,7 +35,8 @@ def unit_vectors(rng: np.random.Generator, n: int) -> np.ndarray:
     return out
 
 
-def probes(rng: np.random.Generator, vectors: np.ndarray, count: int, noise: float = 0.04) -> tuple[np.ndarray, np.ndarray]:
+def probes(rng: np.random.Generator, vectors: np.ndarray, count: int,
+           noise: float = 0.04) -> tuple[np.ndarray, np.ndarray]:
     truth = rng.choice(len(vectors), size=count, replace=False)
     q = vectors[truth] + rng.standard_normal((count, DIM)).astype(np.float32) * noise
     return q / np.linalg.norm(q, axis=1, keepdims=True), truth
@@ -62,7 +63,8 @@ def run_size(n: int, n_queries: int, ef_search: int, seed: int) -> dict:
 
     t = time.perf_counter()
     exact = ExactIndex(ids, people, vectors)
-    out["exact"] = {"build_s": time.perf_counter() - t, "memory_mib": (exact.vectors.nbytes + exact.norms.nbytes) / 2**20}
+    out["exact"] = {"build_s": time.perf_counter() - t,
+                    "memory_mib": (exact.vectors.nbytes + exact.norms.nbytes) / 2**20}
     exact_top = np.array([h[0].person_id for h in exact.search(queries, 1)])
     out["exact"]["accuracy_vs_truth"] = float(np.mean(exact_top == people[truth]))
     out["exact"]["single"] = latencies(exact, queries[:min(len(queries), 200)], 1)

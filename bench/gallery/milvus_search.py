@@ -129,12 +129,14 @@ def milvus_part(vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray, wor
                                     "flush_and_build_s": build_index(lite)}
         top = top1(lite, queries)
         out["milvus_lite"] = {
-            "recall_at_1_vs_exact": float(np.mean(top == exact_top)), "accuracy_vs_truth": float(np.mean(top == truth + 1)),
+            "recall_at_1_vs_exact": float(np.mean(top == exact_top)),
+            "accuracy_vs_truth": float(np.mean(top == truth + 1)),
             "single": latencies(lite, queries[:200], 1), f"batch{batch}": latencies(lite, queries, batch),
             "rss_growth_mib": rss_mib(os.getpid())["rss_mib"] - rss_before}
         print(f"milvus lite: single p50 {out['milvus_lite']['single']['p50_ms']:.2f} ms, "
               f"recall@1 {out['milvus_lite']['recall_at_1_vs_exact']:.4f}", flush=True)
-    out["milvus_lite"]["files_mib"] = sum(f.stat().st_size for f in (work / "milvus.db").rglob("*") if f.is_file()) / 2**20
+    out["milvus_lite"]["files_mib"] = sum(f.stat().st_size
+                                          for f in (work / "milvus.db").rglob("*") if f.is_file()) / 2**20
     return out
 
 
@@ -173,14 +175,18 @@ def main() -> None:
         subprocess.run(cmd, check=True)
         out.update(json.loads(part_file.read_text()))
     for kind in ("embedded_hnsw", "milvus_lite"):
-        out[kind]["single_p50_ratio_to_embedded_exact"] = out[kind]["single"]["p50_ms"] / out["embedded_exact"]["single"]["p50_ms"]
-    out["milvus_lite"]["single_p50_ratio_to_embedded_hnsw"] = out["milvus_lite"]["single"]["p50_ms"] / out["embedded_hnsw"]["single"]["p50_ms"]
-    out["milvus_lite_insert"]["ratio_to_sqlite"] = out["milvus_lite_insert"]["per_second"] / out["sqlite_insert"]["per_second"]
+        out[kind]["single_p50_ratio_to_embedded_exact"] = (out[kind]["single"]["p50_ms"]
+                                                           / out["embedded_exact"]["single"]["p50_ms"])
+    out["milvus_lite"]["single_p50_ratio_to_embedded_hnsw"] = (out["milvus_lite"]["single"]["p50_ms"]
+                                                               / out["embedded_hnsw"]["single"]["p50_ms"])
+    out["milvus_lite_insert"]["ratio_to_sqlite"] = (out["milvus_lite_insert"]["per_second"]
+                                                    / out["sqlite_insert"]["per_second"])
     summary = {
         "what": "gallery search on seeded synthetic 128-D unit vectors: Milvus Lite vs the embedded SQLite gallery "
                 "(exact matrix product and FAISS HNSW), through Gallery.search; each backend in its own process",
         "scale_note": None if args.n >= 1_000_000 else
-        f"measured at {args.n:,} entries, not the full 1,000,000 (2 cores shared by several jobs); rerun with --n 1000000",
+        f"measured at {args.n:,} entries, not the full 1,000,000 (2 cores shared by several jobs); "
+        "rerun with --n 1000000",
         "results": out}
     print(f"wrote {save_result('milvus_search', summary, out=args.out)}")
 

@@ -27,8 +27,14 @@ from bench.common import DATA, RESULTS, save_result
 from cnnkit.ndconv.ecg.aami import CLASSES, DS1
 from cnnkit.ndconv.ecg.beats import RR_FEATURES
 from cnnkit.ndconv.ecg.dataset import load_beats
-from cnnkit.ndconv.ecg.train import (RR_MODEL_FEATURES, EcgSettings, predict_beats, score_beats,
-                                     train_ecg, validation_score)
+from cnnkit.ndconv.ecg.train import (
+    RR_MODEL_FEATURES,
+    EcgSettings,
+    predict_beats,
+    score_beats,
+    train_ecg,
+    validation_score,
+)
 
 MITDB = DATA / "ecg" / "mitdb"
 #: Three folds of DS1 records, made by hand so that each holds S and V beats of several patients.

@@ -30,8 +30,14 @@ from bench.common import RESULTS, ROOT, command, machine, save_result
 from cnnkit.ndconv.metrics import accuracy
 from cnnkit.ndconv.plots import new_figure, save_confusion, save_figure
 from cnnkit.ndconv.video.synth import DIRECTIONS
-from cnnkit.ndconv.video.train import (VideoSettings, evaluate_on_video, generate_split, predict_clips,
-                                       save_video_model, train_video)
+from cnnkit.ndconv.video.train import (
+    VideoSettings,
+    evaluate_on_video,
+    generate_split,
+    predict_clips,
+    save_video_model,
+    train_video,
+)
 
 DOCS = ROOT / "docs" / "ndconv"
 

@@ -24,8 +24,14 @@ from cnnkit.ndconv.layers import count_parameters
 from cnnkit.ndconv.metrics import roc_curve
 from cnnkit.ndconv.plots import save_roc
 from cnnkit.ndconv.volumes.io import load_split
-from cnnkit.ndconv.volumes.train import (VolumePrediction, VolumeSettings, evaluate_volumes, save_montage,
-                                         save_volumes, train_volumes)
+from cnnkit.ndconv.volumes.train import (
+    VolumePrediction,
+    VolumeSettings,
+    evaluate_volumes,
+    save_montage,
+    save_volumes,
+    train_volumes,
+)
 
 VOLUMES = DATA / "volumes"
 DOCS = ROOT / "docs" / "ndconv"

@@ -150,7 +150,8 @@ async def run_config(name: str, cfg: dict, args: argparse.Namespace, work: Path)
             await wait_ready(http, proc, 300, cfg["workers"])
             seeded = []
             for folder, photos in seeds:
-                answer = await http.post("/people", headers=w, data={"name": folder.replace("_", " "), "pick": "largest"},
+                answer = await http.post("/people", headers=w,
+                                         data={"name": folder.replace("_", " "), "pick": "largest"},
                                          files={"photos": (photos[0].name, data(photos[0]), "image/jpeg")})
                 answer.raise_for_status()
                 seeded.append((answer.json()["id"], folder.replace("_", " "), photos[1:]))
@@ -278,7 +279,7 @@ def main() -> int:
                   f"mean batch {result['server_batching_one_worker']['mean_batch']}, "
                   f"load avg {result['load_average_1min']['mean']}", flush=True)
     rates = {r["config"]: r["overall"]["per_second"] for r in report["runs"]}
-    if "batch1" in rates and rates["batch1"]:
+    if rates.get("batch1"):
         # Batching across requests against the same server without it, in this run, as a ratio.
         report["throughput_vs_batch1"] = {n: round(v / rates["batch1"], 2) for n, v in rates.items()}
         print("requests/s relative to batch1:", report["throughput_vs_batch1"])

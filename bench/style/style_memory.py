@@ -40,7 +40,8 @@ def main() -> None:
 
     rows = []
     for size in args.sizes:
-        out = subprocess.run([sys.executable, "-c", CHILD, str(size), str(STEPS)], capture_output=True, text=True, check=True)
+        out = subprocess.run([sys.executable, "-c", CHILD, str(size), str(STEPS)],
+                             capture_output=True, text=True, check=True)
         row = json.loads(out.stdout.strip().splitlines()[-1])
         h, w = row["size"]
         # What the refusal uses: a full L-BFGS history (50 pairs); and the same formula with the

@@ -64,6 +64,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from ..faces.models import DEFAULT_DETECTOR, DEFAULT_ENCODER
     from ..faces.pipeline import embed_images
     from ..faces.thresholds import default_threshold
+    from ..faces.types import embedding_of
 
     if args.people < 2:
         raise CnnkitError("--people must be at least 2")
@@ -75,7 +76,7 @@ def run_demo(args: argparse.Namespace) -> int:
     missing = [str(r.source) for r in results if r.error or not r.faces]
     if missing:
         raise CnnkitError(f"no face found in {', '.join(missing)}")
-    emb = np.stack([r.faces[0].embedding for r in results])
+    emb = np.stack([embedding_of(r.faces[0]) for r in results])
     dist = np.linalg.norm(emb[:, None] - emb[None], axis=2)
     threshold = default_threshold()
     labels = [f"{name.split('_')[-1][:10]}#{k}" for name in people for k in (1, 2)]

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 
 from ..errors import CnnkitError, SettingsError
 
@@ -29,7 +30,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--port", type=int, default=8000, help="default 8000")
     parser.add_argument("--workers", type=int, default=1,
                         help="worker processes, each with its own copy of the models (default 1)")
-    parser.add_argument("--threads", type=int, help="PyTorch threads per worker (default 1: more threads help only large batches)")
+    parser.add_argument("--threads", type=int,
+                        help="PyTorch threads per worker (default 1: more threads help only large batches)")
     parser.add_argument("--max-upload-mb", type=float, default=10.0, help="largest request body, MiB (default 10)")
     parser.add_argument("--max-files", type=int, default=10, help="photos per enrollment request (default 10)")
     parser.add_argument("--max-pixels", type=int, default=40_000_000,
@@ -139,7 +141,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from ..service.settings import ServiceSettings
 
     settings = ServiceSettings(
-        gallery=_gallery_path(args), max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+        gallery=Path(_gallery_path(args)), max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
         max_files=args.max_files, max_pixels=args.max_pixels, request_timeout_s=args.timeout,
         batch_size=args.batch_size, batch_wait_ms=args.batch_wait_ms, threads=args.threads,
         store_images=args.store_images, device=args.device)

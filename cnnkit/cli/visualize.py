@@ -1,13 +1,20 @@
-"""`cnnkit visualize --model M --layers L1,L2 --images DIR ... -o OUT/`: top patches of hidden units (Zeiler & Fergus)."""
+"""`cnnkit visualize --model M --layers L1,L2 --images DIR ... -o OUT/`.
+
+Top patches of hidden units (Zeiler & Fergus).
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import SettingsError
 from .progress import progress_bar
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -67,18 +74,18 @@ def run_visualize(args: argparse.Namespace) -> int:
 
         result = finder.find(images, state_dir=out / "state", resume=args.resume, on_progress=advance)
 
-    bars: dict[str, object] = {}
+    bars: dict[str, tqdm] = {}
 
     def stage(name: str, done: int, total: int) -> None:
         if name not in bars:
             bars[name] = progress_bar(total=total, desc=name, unit="step")
-        bars[name].update(done - bars[name].n)  # type: ignore[attr-defined]
+        bars[name].update(done - bars[name].n)
 
     try:
         index = write_report(finder, result, out, cell=args.cell, projection=args.projection, on_progress=stage)
     finally:
         for bar in bars.values():
-            bar.close()  # type: ignore[attr-defined]
+            bar.close()
     if result.skipped:
         print(f"cnnkit: skipped {len(result.skipped)} of {len(images)} images (listed in {index})", file=sys.stderr)
     print(index)

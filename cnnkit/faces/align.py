@@ -78,7 +78,7 @@ def warp_chips(image: torch.Tensor, chip_to_image: np.ndarray, size: int = CHIP_
     """
     if len(chip_to_image) == 0:
         return image.new_zeros((0, 3, size, size))
-    height, width = image.shape[-2:]
+    _height, _width = image.shape[-2:]
     chips = []
     for matrix in chip_to_image:
         source, m = image, matrix.copy()

@@ -17,16 +17,12 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..images import ImageInput, load_image
+from ..images import ImageInput, as_batch, load_image
 from .models import DEFAULT_ENCODER
 from .recognizer import Recognizer, detect
 from .settings import MIN_FACE_SIZE, DetectorSettings
 from .thresholds import default_threshold
 from .types import Face
-
-
-def _is_batch(images: object) -> bool:
-    return isinstance(images, (list, tuple))
 
 
 def detect_faces(images: ImageInput | Sequence[ImageInput], *, min_face_size: float = MIN_FACE_SIZE,
@@ -36,9 +32,10 @@ def detect_faces(images: ImageInput | Sequence[ImageInput], *, min_face_size: fl
     Faces smaller than `min_face_size` pixels are not looked for (the detector
     itself works down to 20 px, but recognition needs more).
     """
-    batch = [load_image(im) for im in images] if _is_batch(images) else [load_image(images)]
-    found = detect(batch, settings=DetectorSettings(min_face_size=min_face_size), device=device)
-    return found if _is_batch(images) else found[0]
+    batch, is_batch = as_batch(images)
+    found = detect([load_image(im) for im in batch], settings=DetectorSettings(min_face_size=min_face_size),
+                   device=device)
+    return found if is_batch else found[0]
 
 
 def align_faces(image: ImageInput, faces: Sequence[Face], *, size: int | None = None,
@@ -56,12 +53,16 @@ def encode_faces(images: ImageInput | Sequence[ImageInput], faces: Sequence | No
     `faces`: the faces to encode (from `detect_faces`); detected when omitted.
     For a batch, `faces` is one list per image.
     """
-    if not _is_batch(images):
-        return encode_faces([images], None if faces is None else [faces], flip=flip, device=device,
-                            encoder=encoder)[0]
+    batch, is_batch = as_batch(images)
     recognizer = Recognizer(encoder, device=device, flip=flip)
-    loaded = [load_image(im) for im in images]
-    return recognizer.embed(loaded, recognizer.detect(loaded) if faces is None else faces)
+    loaded = [load_image(im) for im in batch]
+    per_image: Sequence[Sequence[Face]]
+    if faces is None:
+        per_image = recognizer.detect(loaded)
+    else:
+        per_image = faces if is_batch else [faces]
+    encoded = recognizer.embed(loaded, per_image)
+    return encoded if is_batch else encoded[0]
 
 
 def face_distance(known: np.ndarray | Sequence[np.ndarray], candidate: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
 from ..errors import SettingsError
 
 __all__ = [

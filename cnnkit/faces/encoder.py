@@ -40,10 +40,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..weights.dlib_format import DlibNetwork, LayerRecord, parse_network
 from ..errors import SettingsError
+from ..weights.dlib_format import DlibNetwork, LayerRecord, parse_network
 
-__all__ = ["DlibResNet", "state_dict_from_dlib", "dlib_resnet_from_state_dict", "CHIP_SIZE"]
+__all__ = ["CHIP_SIZE", "DlibResNet", "dlib_resnet_from_state_dict", "state_dict_from_dlib"]
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,8 @@ class DlibResNet(nn.Module):
     as dlib's network outputs them (not normalised).
     """
 
+    input_mean: torch.Tensor  # a buffer: dlib's mean pixel
+
     def __init__(self) -> None:
         super().__init__()
         self.register_buffer("input_mean", torch.tensor(DLIB_RGB_MEANS, dtype=torch.float32).view(1, 3, 1, 1))
@@ -130,19 +132,25 @@ class DlibResNet(nn.Module):
 # Conversion from dlib's file
 
 
-def _expected_layers() -> list[tuple[str, dict[str, object]]]:
+#: A layer as `check_architecture` expects it: (kind, hyper-parameters to check).
+_Layer = tuple[str, dict[str, object]]
+
+
+def _expected_layers() -> list[_Layer]:
     """dlib's anet_type as (kind, hyper-parameters to check), input to output, in the file's terms."""
-    def con(n: int, k: int, s: int) -> tuple[str, dict[str, object]]:
+    def con(n: int, k: int, s: int) -> _Layer:
         p = k // 2 if s == 1 else 0  # dlib's default padding
         return "con_", {"num_filters": n, "nr": k, "nc": k, "stride_y": s, "stride_x": s,
                         "padding_y": p, "padding_x": p}
 
-    def pool(kind: str, k: int, s: int) -> tuple[str, dict[str, object]]:
+    def pool(kind: str, k: int, s: int) -> _Layer:
         return kind, {"nr": k, "nc": k, "stride_y": s, "stride_x": s, "padding_y": 0, "padding_x": 0}
 
-    affine, relu, marker = ("affine_", {"mode": "CONV"}), ("relu_", {}), ("tag_or_skip", {})
-    seq = [("input_rgb_image_sized", {"nr": CHIP_SIZE, "nc": CHIP_SIZE}), con(32, 7, 2), affine, relu,
-           pool("max_pool_", 3, 2)]
+    affine: _Layer = ("affine_", {"mode": "CONV"})
+    relu: _Layer = ("relu_", {})
+    marker: _Layer = ("tag_or_skip", {})
+    seq: list[_Layer] = [("input_rgb_image_sized", {"nr": CHIP_SIZE, "nc": CHIP_SIZE}), con(32, 7, 2), affine, relu,
+                         pool("max_pool_", 3, 2)]
     for filters, down in BLOCKS:
         body = [marker, con(filters, 3, 2 if down else 1), affine, relu, con(filters, 3, 1), affine]
         if down:  # add_prev2<avg_pool<2,2,2,2,skip1<tag2<block<tag1<...>>>>>>

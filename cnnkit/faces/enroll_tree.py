@@ -25,12 +25,13 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, TypedDict
 
 import numpy as np
 
 from ..errors import CnnkitError, SettingsError
-from .gallery import Gallery
 from ..runtime.extras import require
+from .gallery import Gallery
 from .gallery.gallery import PICK_CHOICES, enrollment_record
 from .gallery.store import EmbeddingRecord
 
@@ -96,6 +97,16 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+class WorkerSettings(TypedDict):
+    """The keyword arguments of `TreeWorker`, as handed to every worker."""
+
+    encoder: str
+    flip: bool
+    pick: str
+    device: str | None
+    threads: int | None
+
+
 class TreeWorker:
     """Detects and encodes batches of photos (a Ray actor, or called in-process)."""
 
@@ -113,7 +124,7 @@ class TreeWorker:
         """(index, one dict per photo: vector and box, or error) for the photos at `paths`."""
         from .pipeline import embed_images
 
-        out = []
+        out: list[dict[str, Any]] = []
         for result in embed_images(paths, batch_size=max(len(paths), 1), recognizer=self.recognizer):
             try:
                 if result.error is not None:
@@ -123,7 +134,8 @@ class TreeWorker:
                 message = str(exc).replace("; nothing was enrolled", "")
                 out.append({"error": message.removeprefix(f"{result.source}: ")})
                 continue
-            out.append({"vector": np.asarray(record.vector, np.float32), "box": tuple(record.box)})
+            out.append({"vector": np.asarray(record.vector, np.float32),
+                        "box": tuple(record.box) if record.box is not None else None})
         return index, out
 
 
@@ -197,8 +209,8 @@ def enroll_tree(gallery: Gallery, root: str | os.PathLike, *, engine: str = "ray
         if on_progress is not None:
             on_progress(done, total)
 
-    settings = {"encoder": gallery.model.encoder, "flip": gallery.model.flip, "pick": pick, "device": device,
-                "threads": threads_per_worker}
+    settings: WorkerSettings = {"encoder": gallery.model.encoder, "flip": gallery.model.flip, "pick": pick,
+                                "device": device, "threads": threads_per_worker}
     if batches and engine == "local":
         worker = TreeWorker(**settings)
         for index, batch in enumerate(batches):
@@ -215,7 +227,7 @@ def enroll_tree(gallery: Gallery, root: str | os.PathLike, *, engine: str = "ray
     return report
 
 
-def _run_on_ray(batches: list[list[TreePhoto]], settings: dict, commit, *, address: str | None,
+def _run_on_ray(batches: list[list[TreePhoto]], settings: WorkerSettings, commit, *, address: str | None,
                 workers: int | None) -> int:
     """Spread the batches over Ray actors; commit results in batch order as they come back."""
     ray = require("ray", extra="distributed", purpose="enroll-tree on Ray (or use --engine local)")

@@ -14,6 +14,7 @@ unless a fixed `threshold` is given.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -27,7 +28,7 @@ from .models import DEFAULT_ENCODER
 from .pipeline import ImageResult, embed_images
 from .recognizer import centre_face
 from .settings import MIN_FACE_SIZE, DetectorSettings
-from .types import Face
+from .types import Face, embedding_of
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def lfw_image(name: str, number: str) -> str:
     return f"{name}/{name}_{int(number):04d}.jpg"
 
 
-def read_pairs(path: str | Path) -> list[Pair]:
+def read_pairs(path: str | os.PathLike) -> list[Pair]:
     """Parse a pairs file in LFW's format; `CnnkitError` naming the line on a bad one."""
     path = Path(path)
     try:
@@ -64,7 +65,8 @@ def read_pairs(path: str | Path) -> list[Pair]:
         else:
             raise ValueError
     except ValueError:
-        raise CnnkitError(f"{path}:1: expected a header 'FOLDS PAIRS_PER_CLASS' or 'PAIRS', got {' '.join(header)!r}") from None
+        raise CnnkitError(f"{path}:1: expected a header 'FOLDS PAIRS_PER_CLASS' or 'PAIRS', "
+                          f"got {' '.join(header)!r}") from None
     body = lines[1:]
     if len(body) != n_folds * per_class * 2:
         raise CnnkitError(f"{path}: header announces {n_folds} folds x {per_class} x 2 = "
@@ -147,7 +149,7 @@ def evaluate_pairs(
         if result.error:
             errors[rel] = result.error
         elif result.faces:
-            embeddings[rel] = result.faces[0].embedding
+            embeddings[rel] = embedding_of(result.faces[0])
     elapsed = time.perf_counter() - start
     for rel, message in list(errors.items())[:5]:
         log.warning("could not use %s: %s", rel, message)

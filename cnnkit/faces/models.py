@@ -102,7 +102,8 @@ class EmbeddingModel:
 
     @property
     def id(self) -> str:
-        name = self.encoder if self.encoder == DEFAULT_ENCODER else f"saved:{self.encoder.rstrip('/').rsplit('/', 1)[-1]}"
+        name = (self.encoder if self.encoder == DEFAULT_ENCODER
+                else f"saved:{self.encoder.rstrip('/').rsplit('/', 1)[-1]}")
         return f"{name}+flip" if self.flip else name
 
 

@@ -46,7 +46,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -58,15 +58,15 @@ from cnnkit.faces.boxes import (
     batched_nms,
     crop_and_resize_pyramid,
     square_boxes,
-    stack_for_crops,
 )
+
 from ..errors import SettingsError
 
 __all__ = [
     "FACENET_PT_SHA256",
+    "MTCNN",
     "Detections",
     "ImageLike",
-    "MTCNN",
     "ONet",
     "PNet",
     "RNet",
@@ -75,7 +75,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ImageLike = Union[np.ndarray, Tensor]
+ImageLike = np.ndarray | Tensor
 """An RGB image: ``H x W x 3`` uint8 numpy array or torch tensor (``H x W`` grey and
 ``H x W x 4`` RGBA are accepted too; alpha is dropped)."""
 
@@ -260,7 +260,8 @@ def state_dict_from_facenet_pt(
             raise SettingsError(f"{path}: unexpected keys {sorted(set(sd) ^ set(expected))}")
         for key, value in sd.items():
             if tuple(value.shape) != tuple(expected[key].shape):
-                raise SettingsError(f"{path}: {key} has shape {tuple(value.shape)}, expected {tuple(expected[key].shape)}")
+                raise SettingsError(f"{path}: {key} has shape {tuple(value.shape)}, "
+                                    f"expected {tuple(expected[key].shape)}")
             out[f"{name}.{key}"] = value.detach().to(torch.float32).contiguous()
     return out
 
@@ -558,7 +559,7 @@ class MTCNN(nn.Module):
         # Stage 1: P-Net over the pyramid, one batch per (size, level).
         groups: list[_Group] = []
         parts: list[_Candidates] = []
-        for (h, w), index in by_size.items():
+        for index in by_size.values():
             batch = torch.stack([images[i] for i in index]).to(device).permute(0, 3, 1, 2)  # channels-last view
             group, cand = self._stage_one(batch, index, min_face_size, thresholds[0], scale_factor)
             groups.append(group)

@@ -23,8 +23,15 @@ import torch
 from ..errors import SettingsError
 from ..runtime.device import resolve_device
 from .align import chip_transforms, image_to_tensor, warp_chips
-from .models import DEFAULT_ENCODER, EmbeddingModel, EncoderSpec, embedding_model, encoder_spec, load_detector, \
-    load_encoder
+from .models import (
+    DEFAULT_ENCODER,
+    EmbeddingModel,
+    EncoderSpec,
+    embedding_model,
+    encoder_spec,
+    load_detector,
+    load_encoder,
+)
 from .settings import DetectorSettings
 from .types import Face
 
@@ -41,9 +48,14 @@ def faces_from_detections(det) -> list[Face]:
     so everything moves by half a pixel.
     """
     order = np.argsort(-np.asarray(det.scores), kind="stable")
-    return [Face(box=tuple(float(v) - 0.5 for v in det.boxes[i]), score=float(det.scores[i]),
+    return [Face(box=_centred_box(det.boxes[i]), score=float(det.scores[i]),
                  landmarks=np.asarray(det.landmarks[i], dtype=np.float32) - 0.5)
             for i in order]
+
+
+def _centred_box(box) -> tuple[float, float, float, float]:
+    x1, y1, x2, y2 = (float(v) - 0.5 for v in box)
+    return x1, y1, x2, y2
 
 
 def detect(images: Sequence[np.ndarray], *, settings: DetectorSettings = DetectorSettings(),
@@ -104,13 +116,13 @@ def run_encoder(model: torch.nn.Module, chips: torch.Tensor | np.ndarray | Seque
     With `flip`, each embedding is the mean of the chip's and its mirror image's
     (test-time augmentation; dlib's own "jitter" averaging is the same idea).
     """
-    chips = as_chip_tensor(chips) if len(chips) else None
-    if chips is None:
+    if not len(chips):
         return np.zeros((0, dim or 0), dtype=np.float32)
+    tensor = as_chip_tensor(chips)
     device = next(model.parameters()).device
     out = []
-    for start in range(0, len(chips), batch_size):
-        batch = chips[start:start + batch_size].to(device, torch.float32)
+    for start in range(0, len(tensor), batch_size):
+        batch = tensor[start:start + batch_size].to(device, torch.float32)
         out.append((flip_averaged(model, batch) if flip else model(batch)).float().cpu())
     return torch.cat(out).numpy()
 

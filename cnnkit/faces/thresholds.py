@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .models import DEFAULT_ENCODER
 from ..errors import SettingsError
+from .models import DEFAULT_ENCODER
 
 # (encoder name, flip averaging) -> threshold
 THRESHOLDS: dict[tuple[str, bool], float] = {

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import SettingsError
+
 
 @dataclass(frozen=True, eq=False)
 class Face:
@@ -57,3 +59,10 @@ class Face:
         if self.embedding is not None:
             out["embedding"] = [float(v) for v in self.embedding]
         return out
+
+
+def embedding_of(face: Face) -> np.ndarray:
+    """The embedding of an encoded face; SettingsError for a face that was never encoded."""
+    if face.embedding is None:
+        raise SettingsError("the face has no embedding; encode it first")
+    return face.embedding

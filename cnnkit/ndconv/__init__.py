@@ -12,6 +12,23 @@ from .layers import ResidualBlock, conv, count_parameters, global_pool, norm, po
 from .models import FramesAsChannels2D, PerFrame2D, ResNetConfig, ResNetND, build_model
 from .shapes import ConvShape, conv_output_size, conv_shape
 
-__all__ = ["conv_shape", "conv_output_size", "ConvShape", "conv", "norm", "pool", "global_pool", "ResidualBlock",
-           "count_parameters", "ResNetConfig", "ResNetND", "PerFrame2D", "FramesAsChannels2D", "build_model",
-           "SignalError", "VolumeError", "VideoError", "CheckpointError"]
+__all__ = [
+           "CheckpointError",
+           "ConvShape",
+           "FramesAsChannels2D",
+           "PerFrame2D",
+           "ResNetConfig",
+           "ResNetND",
+           "ResidualBlock",
+           "SignalError",
+           "VideoError",
+           "VolumeError",
+           "build_model",
+           "conv",
+           "conv_output_size",
+           "conv_shape",
+           "count_parameters",
+           "global_pool",
+           "norm",
+           "pool",
+]

@@ -8,16 +8,19 @@ net are the same code.
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from collections.abc import Callable, Sequence
+from typing import Literal
 
 import torch
 from torch import nn
+
 from ..errors import SettingsError
 
 NormKind = Literal["batch", "group", "instance", "none"]
 PoolKind = Literal["max", "avg"]
 
-_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+# Callable: each class's stubs want tuples of exactly `dim` ints, which no dim-generic signature can say.
+_CONV: dict[int, Callable[..., nn.Module]] = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 _BATCH = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
 _INSTANCE = {1: nn.InstanceNorm1d, 2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}
 _MAXPOOL = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
@@ -62,10 +65,12 @@ def pool(dim: int, *, kind: PoolKind = "max", kernel_size: int | Sequence[int] =
          stride: int | Sequence[int] | None = None, padding: int = 0) -> nn.Module:
     """Max or average pooling in `dim` dimensions."""
     check_dim(dim)
+    size = kernel_size if isinstance(kernel_size, int) else tuple(kernel_size)
+    step = stride if stride is None or isinstance(stride, int) else tuple(stride)
     if kind == "max":
-        return _MAXPOOL[dim](kernel_size, stride=stride, padding=padding)
+        return _MAXPOOL[dim](size, stride=step, padding=padding)
     if kind == "avg":
-        return _AVGPOOL[dim](kernel_size, stride=stride, padding=padding)
+        return _AVGPOOL[dim](size, stride=step, padding=padding)
     raise SettingsError(f"unknown pool {kind!r}; use 'max' or 'avg'")
 
 

@@ -6,13 +6,13 @@ means "positive"), called with the negated score.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
-from ..runtime import metrics as _roc
 from ..errors import SettingsError
+from ..runtime import metrics as _roc
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:

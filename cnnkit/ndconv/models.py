@@ -21,8 +21,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .layers import NormKind, ResidualBlock, check_dim, conv_norm_act, count_parameters, global_pool, pool
 from ..errors import SettingsError
+from .layers import NormKind, ResidualBlock, check_dim, conv_norm_act, count_parameters, global_pool, pool
 
 
 @dataclass(frozen=True)
@@ -58,9 +58,9 @@ class ResNetConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ResNetConfig":
+    def from_dict(cls, data: dict[str, Any]) -> ResNetConfig:
         known = {f.name for f in fields(cls)}
-        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in known}
+        kw: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in known}
         return cls(**kw)
 
 
@@ -102,7 +102,8 @@ class ResNetND(nn.Module):
         expected = self.config.dim + 2
         if x.dim() != expected:
             axes = {1: "L", 2: "H, W", 3: "D, H, W"}[self.config.dim]
-            raise SettingsError(f"a {self.config.dim}D network takes (N, C, {axes}) tensors, got shape {tuple(x.shape)}")
+            raise SettingsError(f"a {self.config.dim}D network takes (N, C, {axes}) tensors, "
+                                f"got shape {tuple(x.shape)}")
         h = self.pool(self.stages(self.stem(x)))
         if self.side is not None:
             if side is None:
@@ -170,5 +171,12 @@ def build_model(config: ResNetConfig, *, architecture: str = "resnet") -> nn.Mod
     return cls(config)
 
 
-__all__ = ["ResNetConfig", "ResNetND", "PerFrame2D", "FramesAsChannels2D", "build_model", "count_parameters",
-           "ARCHITECTURES"]
+__all__ = [
+    "ARCHITECTURES",
+    "FramesAsChannels2D",
+    "PerFrame2D",
+    "ResNetConfig",
+    "ResNetND",
+    "build_model",
+    "count_parameters",
+]

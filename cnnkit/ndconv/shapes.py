@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
+
 from ..errors import SettingsError
 
 IntOrSeq = int | Sequence[int]

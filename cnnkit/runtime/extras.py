@@ -35,7 +35,7 @@ def require(module: str, *, extra: str, purpose: str = "") -> ModuleType:
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as exc:
-        top = module.split(".")[0]
+        top = module.split(".", maxsplit=1)[0]
         if exc.name is not None and exc.name.split(".")[0] not in (top, module):
             raise  # the module is there, but something it needs is not: not a missing extra
         what = purpose or f"this part of cnnkit ({EXTRAS[extra]})"

@@ -18,15 +18,16 @@ import logging
 import math
 import random
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterable, Literal
+from typing import Literal
 
 import numpy as np
 import torch
 from torch import nn
 
-from .device import resolve_device
 from ..errors import SettingsError
+from .device import resolve_device
 
 log = logging.getLogger(__name__)
 

@@ -32,8 +32,7 @@ from .auth import require_read, require_write
 from .core import FaceService, RawUpload, parse_metadata
 from .errors import install_handlers
 from .limits import RequestLimits
-from .schemas import (DeletedOut, HealthOut, IdentifyOut, PeopleOut, PersonOut, Rename, VerifyOut, VersionOut,
-                      errors)
+from .schemas import DeletedOut, HealthOut, IdentifyOut, PeopleOut, PersonOut, Rename, VerifyOut, VersionOut, errors
 from .settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -155,7 +154,8 @@ def add_routes(app: FastAPI) -> None:
                      photo: Annotated[UploadFile, File(description="a photo of the person claimed")],
                      person_id: Annotated[int | None, Form(ge=1, description="who is claimed (or name)")] = None,
                      name: Annotated[str | None, Form(max_length=200, description="who is claimed, by a name "
-                                                                                  "only one person has")] = None) -> dict:
+                                                                                  "only one person has")] = None,
+                     ) -> dict:
         """1:1 — is the (largest) face in the photo the claimed person? Compared with all their photos."""
         return await _service(request).verify(await _raw([photo]), person_id=person_id, name=name)
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from ..faces.gallery.keys import ApiKey, Role, check_key
 from ..errors import ServiceError
+from ..faces.gallery.keys import ApiKey, Role, check_key
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer KEY` (from `cnnkit serve keys create`)")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the key, as from `cnnkit serve keys create`")
@@ -23,8 +23,9 @@ def _authenticate(request: Request, bearer: HTTPAuthorizationCredentials | None,
                   header: str | None) -> ApiKey:
     token = header or (bearer.credentials if bearer is not None else None)
     if not token:
-        raise ServiceError(status=401, code="missing_key", message="this call needs an API key: send `Authorization: Bearer KEY` "
-                           "or `X-API-Key: KEY` (create one with `cnnkit serve keys create`)",
+        raise ServiceError(status=401, code="missing_key",
+                           message="this call needs an API key: send `Authorization: Bearer KEY` "
+                                   "or `X-API-Key: KEY` (create one with `cnnkit serve keys create`)",
                            headers={"WWW-Authenticate": "Bearer"})
     key = check_key(request.app.state.service.gallery.store, token.strip())
     if key is None:
@@ -40,7 +41,8 @@ def require(role: Role):
                    header: str | None = Depends(_header)) -> ApiKey:
         key = _authenticate(request, bearer, header)
         if not key.allows(role):
-            raise ServiceError(status=403, code="forbidden", message=f"this key has the role {key.role!r}; this call needs {role!r}")
+            raise ServiceError(status=403, code="forbidden",
+                               message=f"this key has the role {key.role!r}; this call needs {role!r}")
         return key
 
     dependency.__name__ = f"require_{role}"

@@ -22,12 +22,21 @@ from typing import Any
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import (AmbiguousName, GalleryError, InvalidMetadata, NameTaken, NoFaceError, Overloaded, ServiceError,
-                      SettingsError, TimedOut)
+from ..errors import (
+    AmbiguousName,
+    GalleryError,
+    InvalidMetadata,
+    NameTaken,
+    NoFaceError,
+    Overloaded,
+    ServiceError,
+    SettingsError,
+    TimedOut,
+)
 from ..faces.gallery import Gallery, Person, enrollment_record
 from ..faces.gallery.gallery import PICK_CHOICES
 from ..faces.gallery.store import EmbeddingRecord
-from ..faces.types import Face
+from ..faces.types import Face, embedding_of
 from .engine import FaceEngine
 from .photos import PhotoStore
 from .settings import ServiceSettings
@@ -102,7 +111,8 @@ class FaceService:
         if not files:
             raise ServiceError(status=422, code="no_photo", message="send at least one photo")
         if len(files) > self.settings.max_files:
-            raise ServiceError(status=413, code="too_many_files", message=f"{len(files)} photos in one request; the limit is {self.settings.max_files}")
+            raise ServiceError(status=413, code="too_many_files",
+                               message=f"{len(files)} photos in one request; the limit is {self.settings.max_files}")
 
         def work() -> list[Upload]:
             return [decode_upload(f.data, f.filename, index=i, max_pixels=self.settings.max_pixels)
@@ -130,7 +140,7 @@ class FaceService:
         def search() -> tuple[float, list]:
             if not faces:
                 return self.gallery.threshold, []
-            vectors = np.stack([f.embedding for f in faces])
+            vectors = np.stack([embedding_of(f) for f in faces])
             answers = self.gallery.identify_embeddings(vectors, top_k=top_k, faces=faces)
             return (answers[0].threshold, answers)
 

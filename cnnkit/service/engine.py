@@ -137,7 +137,7 @@ class FaceEngine:
             # Work that started is finished (it may be shared with other requests); the
             # deadline drops only work that has not started.
             return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), timeout=timeout_s * 2)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             future.cancel()
             raise TimedOut(f"the face models did not finish within {timeout_s * 2:g} s") from None
 

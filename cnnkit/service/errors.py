@@ -17,9 +17,22 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import (AmbiguousName, CnnkitError, GalleryBusy, GalleryError, ImageError, InvalidMetadata,
-                      InvalidName, ModelMismatch, NameTaken, NoFaceError, PersonNotFound, ServiceError, SettingsError,
-                      SeveralFacesError)
+from ..errors import (
+    AmbiguousName,
+    CnnkitError,
+    GalleryBusy,
+    GalleryError,
+    ImageError,
+    InvalidMetadata,
+    InvalidName,
+    ModelMismatch,
+    NameTaken,
+    NoFaceError,
+    PersonNotFound,
+    ServiceError,
+    SettingsError,
+    SeveralFacesError,
+)
 
 log = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import error_body
@@ -42,6 +43,15 @@ class _Stop(Exception):
     """Raised into the app when the body broke a limit; the middleware answers instead."""
 
 
+@dataclass
+class _Body:
+    """What one request's body has done so far."""
+
+    received: int = 0
+    broken: tuple[int, str, str] | None = None  # (status, code, message) of the answer the middleware owes
+    started: bool = False  # the app has started its response
+
+
 class RequestLimits:
     def __init__(self, app: ASGIApp, *, max_bytes: int, timeout_s: float) -> None:
         self.app = app
@@ -63,29 +73,29 @@ class RequestLimits:
                     await _answer(send, 413, "upload_too_large", self._too_large_message(declared))
                     return
 
-        state = {"received": 0, "broken": None, "started": False}
+        state = _Body()
         deadline = time.monotonic() + self.timeout_s
 
         async def limited_receive() -> Message:
             remaining = deadline - time.monotonic()
             try:
                 message = await asyncio.wait_for(receive(), timeout=max(remaining, 0.001))
-            except asyncio.TimeoutError:
-                state["broken"] = (408, "request_timeout",
-                                   f"the request body did not arrive within {self.timeout_s:g} s")
+            except TimeoutError:
+                state.broken = (408, "request_timeout",
+                                f"the request body did not arrive within {self.timeout_s:g} s")
                 raise _Stop() from None
             if message["type"] == "http.request":
-                state["received"] += len(message.get("body", b""))
-                if state["received"] > self.max_bytes:
-                    state["broken"] = (413, "upload_too_large", self._too_large_message(state["received"]))
+                state.received += len(message.get("body", b""))
+                if state.received > self.max_bytes:
+                    state.broken = (413, "upload_too_large", self._too_large_message(state.received))
                     raise _Stop()
             return message
 
         async def guarded_send(message: Message) -> None:
-            if state["broken"] is not None:
+            if state.broken is not None:
                 return  # the middleware answers for the request
             if message["type"] == "http.response.start":
-                state["started"] = True
+                state.started = True
                 message["headers"] = list(message.get("headers", [])) + SECURITY_HEADERS
             await send(message)
 
@@ -94,10 +104,10 @@ class RequestLimits:
         except _Stop:
             pass
         except Exception:
-            if state["broken"] is None:
+            if state.broken is None:
                 raise
-        if state["broken"] is not None and not state["started"]:
-            status, code, message = state["broken"]
+        if state.broken is not None and not state.started:
+            status, code, message = state.broken
             await _answer(send, status, code, message, close=True)
 
     def _too_large_message(self, size: int) -> str:

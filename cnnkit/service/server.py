@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import os
 
+from ..errors import GalleryError, SettingsError
 from ..faces.gallery import Gallery
 from ..faces.gallery.keys import list_keys
+from ..faces.gallery.store import GalleryStore
 from .core import check_threshold
 from .settings import ENV_SETTINGS, ServiceSettings
-from ..errors import SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,8 @@ def prepare(settings: ServiceSettings) -> int:
     """Create or migrate the gallery once, before any worker opens it; the number of active keys."""
     with Gallery(settings.gallery, create=True) as gallery:
         check_threshold(gallery)
+        if not isinstance(gallery.store, GalleryStore):  # a Path always opens SQLite, where the keys live
+            raise GalleryError(f"{settings.gallery}: the service needs a SQLite gallery file")
         return len(list_keys(gallery.store, include_revoked=False))
 
 
@@ -64,11 +68,11 @@ def serve(settings: ServiceSettings, *, host: str = "127.0.0.1", port: int = 800
         log.warning("listening on %s: reachable from other machines%s", host,
                     "" if ssl_certfile else "; keys travel in clear text without --ssl-certfile/--ssl-keyfile, "
                     "and browsers allow the camera only over HTTPS or on localhost")
-    options = dict(host=host, port=port, log_level=log_level, access_log=access_log, ssl_certfile=ssl_certfile,
-                   ssl_keyfile=ssl_keyfile, timeout_keep_alive=5, timeout_worker_healthcheck=60,
-                   server_header=False, proxy_headers=False)
+    run = functools.partial(uvicorn.run, host=host, port=port, log_level=log_level, access_log=access_log,
+                            ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, timeout_keep_alive=5,
+                            timeout_worker_healthcheck=60, server_header=False, proxy_headers=False)
     if workers == 1:
-        uvicorn.run(create_app(settings), **options)
+        run(create_app(settings))
     else:
         os.environ[ENV_SETTINGS] = settings.to_json()
-        uvicorn.run("cnnkit.service.app:app_from_environment", factory=True, workers=workers, **options)
+        run("cnnkit.service.app:app_from_environment", factory=True, workers=workers)

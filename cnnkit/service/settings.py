@@ -7,6 +7,8 @@ import os
 import re
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+from typing import Any
+
 from ..errors import SettingsError
 
 #: Environment variable through which `cnnkit serve --workers N` hands settings to its workers.
@@ -62,7 +64,7 @@ class ServiceSettings:
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(self.device)):
             raise SettingsError(f"device must be one of 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
 
-    def with_(self, **changes: object) -> ServiceSettings:
+    def with_(self, **changes: Any) -> ServiceSettings:
         return replace(self, **changes)
 
     def to_json(self) -> str:

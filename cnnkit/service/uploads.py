@@ -71,7 +71,8 @@ def decode_upload(data: bytes, filename: str | None, *, index: int = 0, max_pixe
         raise ServiceError(status=422, code="empty_upload", message=f"{name}: the file is empty")
     kind = sniff(data)
     if kind is None:
-        raise ServiceError(status=415, code="unsupported_media_type", message=f"{name}: not a JPEG, PNG or WebP image (judged by its content, not its name)")
+        raise ServiceError(status=415, code="unsupported_media_type",
+                           message=f"{name}: not a JPEG, PNG or WebP image (judged by its content, not its name)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
@@ -80,12 +81,15 @@ def decode_upload(data: bytes, filename: str | None, *, index: int = 0, max_pixe
         except Image.DecompressionBombError:
             width = height = -1
         except Exception as exc:  # PIL raises many kinds for damaged headers
-            raise ServiceError(status=422, code="unreadable_image", message=f"{name}: damaged {kind} file ({exc})") from None
+            raise ServiceError(status=422, code="unreadable_image",
+                               message=f"{name}: damaged {kind} file ({exc})") from None
     if width < 0 or width * height > max_pixels:
         size = "more pixels than PIL will open" if width < 0 else f"{width}x{height} = {width * height:,} pixels"
-        raise ServiceError(status=413, code="image_too_large", message=f"{name}: the image is {size}, over the limit of {max_pixels:,}; downscale it")
+        raise ServiceError(status=413, code="image_too_large",
+                           message=f"{name}: the image is {size}, over the limit of {max_pixels:,}; downscale it")
     try:
         image = load_image(data, max_pixels=max_pixels)
     except ImageError as exc:
-        raise ServiceError(status=422, code="unreadable_image", message=f"{name}: {str(exc).removeprefix('<bytes>: ')}") from None
+        raise ServiceError(status=422, code="unreadable_image",
+                           message=f"{name}: {str(exc).removeprefix('<bytes>: ')}") from None
     return Upload(name=name, kind=kind, sha256=hashlib.sha256(data).hexdigest(), image=image, data=data)

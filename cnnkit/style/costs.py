@@ -26,6 +26,7 @@ from collections.abc import Mapping
 
 import torch
 from torch import Tensor
+
 from ..errors import SettingsError
 
 __all__ = ["content_cost", "gram_matrix", "layer_style_cost", "style_cost", "total_cost",
@@ -50,7 +51,8 @@ def content_cost(a_C: Tensor, a_G: Tensor) -> Tensor:
     """
     a_C, a_G = _single(a_C), _single(a_G)
     if a_C.shape != a_G.shape:
-        raise SettingsError(f"content and generated activations differ in shape: {tuple(a_C.shape)} vs {tuple(a_G.shape)}")
+        raise SettingsError(f"content and generated activations differ in shape: "
+                            f"{tuple(a_C.shape)} vs {tuple(a_G.shape)}")
     n_C, n_H, n_W = a_G.shape
     return (a_C - a_G).square().sum() / (4 * n_H * n_W * n_C)
 

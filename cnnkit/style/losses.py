@@ -14,13 +14,15 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from ..errors import SettingsError
 from .costs import content_cost, gram_cost, gram_matrix, total_variation_cost
 from .vgg import LAYER_CHANNELS, LAYER_NAMES, VGG19Features
-from ..errors import SettingsError
 
 
 class ContentLoss(nn.Module):
     """J_content(C, G) at one layer; the content activation a_C is a buffer."""
+
+    target: Tensor  # a buffer
 
     def __init__(self, a_C: Tensor) -> None:
         super().__init__()
@@ -39,6 +41,8 @@ class StyleLoss(nn.Module):
     - |G_blend|^2 with G_blend = sum_i w_i G_Si, only the blended Gram matrix and
     that constant are kept: the same value and gradient for the price of one style.
     """
+
+    target: Tensor  # a buffer: the blended Gram matrix
 
     def __init__(self, grams: Sequence[Tensor], weights: Sequence[float], positions: int) -> None:
         super().__init__()

@@ -90,7 +90,7 @@ def check_fits(height: int, width: int, *, limit: int | None, what: str = "outpu
     """Raise `OutputTooLargeError` naming the largest long edge that fits when (height, width) does not."""
     need = estimate_bytes(height, width, **estimate)
     result = MemoryEstimate(need, limit)
-    if result.fits:
+    if limit is None or result.fits:  # no known limit fits anything
         return result
     # Largest long edge with the same aspect ratio whose estimate fits the limit.
     per_pixel = (need - BASE_BYTES) / (height * width)

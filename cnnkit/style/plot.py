@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ def save_cost_plot(log: Mapping[str, Any], path: str | Path, *, title: str = "")
         y = [s[key] * weight for s in steps]
         if any(v > 0 for v in y):
             ax.plot(x, [v if v > 0 else float("nan") for v in y], label=label, linewidth=1.2)
-    for before, after in zip(steps, steps[1:]):
+    for before, after in itertools.pairwise(steps):
         if after["pass"] != before["pass"]:
             ax.axvline(after["step"] - 0.5, color="grey", linestyle=":", linewidth=1)
             ax.text(after["step"], ax.get_ylim()[1], f" {after['size'][1]}x{after['size'][0]}",

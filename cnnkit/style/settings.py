@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 from ..errors import SettingsError
 from .layers import LAYER_CHANNELS, LAYER_NAMES
@@ -137,12 +138,12 @@ class StyleSettings:
 SETTING_NAMES = tuple(f.name for f in fields(StyleSettings))
 
 
-def make_settings(**settings: object) -> StyleSettings:
+def make_settings(**settings: Any) -> StyleSettings:
     """StyleSettings from keywords; an unknown keyword is a ValueError listing the known ones."""
     unknown = sorted(set(settings) - set(SETTING_NAMES))
     if unknown:
         raise SettingsError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(SETTING_NAMES)}")
-    return StyleSettings(**settings).check()  # type: ignore[arg-type]
+    return StyleSettings(**settings).check()
 
 
 def parse_layer_weights(text: str) -> dict[str, float]:

@@ -18,13 +18,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..images import ImageInput, load_image
+from ..errors import SettingsError
+from ..images import ImageInput, as_batch, load_image
 from . import color, imageops
 from .losses import Costs, StyleObjective
 from .memory import available_bytes, check_fits
 from .settings import StyleSettings, make_settings
 from .vgg import IMAGENET_MEAN_RGB, LAYER_NAMES, load_vgg19
-from ..errors import SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def style_transfer(content: ImageInput, style: ImageInput | Sequence[ImageInput]
     """Like `stylize`, returning a `StyleResult` (image, per-step costs, settings, timing)."""
     started = time.perf_counter()
     s = make_settings(**settings)
-    styles = list(style) if isinstance(style, (list, tuple)) else [style]
+    styles, _ = as_batch(style)
     if not styles:
         raise SettingsError("give at least one style image")
     blend = list(s.style_blend) if s.style_blend is not None else [1.0] * len(styles)
@@ -141,7 +141,8 @@ def style_transfer(content: ImageInput, style: ImageInput | Sequence[ImageInput]
     vgg = load_vgg19(device)
     memory_format = _memory_format(device)
     if memory_format is torch.channels_last:
-        vgg = vgg.to(memory_format=memory_format)
+        # Module.to takes memory_format (keyword only, documented), but torch's stubs leave it out.
+        vgg = vgg.to(memory_format=memory_format)  # type: ignore[call-overload]
     generator = torch.Generator().manual_seed(s.seed) if s.seed is not None else None
     log.info("style transfer: %d pass(es) %s on %s", len(sizes), sizes, device)
 
@@ -150,8 +151,8 @@ def style_transfer(content: ImageInput, style: ImageInput | Sequence[ImageInput]
     for index, size in enumerate(sizes):
         c = imageops.to_tensor(imageops.resize(source, size), device)
         area = size[0] * size[1] * s.style_scale**2
-        style_tensors = [imageops.to_tensor(imageops.resize(im, imageops.fit_area(*im.shape[:2], area)), device)
-                         .contiguous(memory_format=memory_format) for im in style_imgs]
+        style_tensors = [imageops.to_tensor(imageops.resize(im, imageops.fit_area(im.shape[0], im.shape[1], area)),
+                                            device).contiguous(memory_format=memory_format) for im in style_imgs]
         objective = StyleObjective.build(
             vgg, c.contiguous(memory_format=memory_format), style_tensors, blend, content_layer=s.content_layer,
             layer_weights=s.layer_weights, alpha=s.content_weight, beta=s.style_weight, tv_weight=s.tv_weight)

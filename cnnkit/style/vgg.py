@@ -23,6 +23,7 @@ import functools
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -54,6 +55,8 @@ class VGG19Features(nn.Module):
     the input image only: every parameter has ``requires_grad=False``.
     """
 
+    mean: Tensor  # a buffer: the mean pixel, 0-1
+
     def __init__(self) -> None:
         super().__init__()
         self.convs = nn.ModuleDict()
@@ -75,11 +78,12 @@ class VGG19Features(nn.Module):
                                f"run `cnnkit weights fetch --force {WEIGHTS_NAME}`")
         with torch.no_grad():
             for name in LAYER_NAMES:
-                conv = self.convs[name]
+                conv = cast(nn.Conv2d, self.convs[name])  # ModuleDict is not generic; every entry is a Conv2d
                 weight = state_dict[f"{name}.weight"].float()
                 if name == "conv1_1":
                     weight = weight * 255.0
                 conv.weight.copy_(weight)
+                assert conv.bias is not None  # every conv is built with a bias
                 conv.bias.copy_(state_dict[f"{name}.bias"].float())
         return self
 

@@ -8,14 +8,29 @@
 See docs/visualize.md.
 """
 
-from .data import list_images
 from ..errors import ImageTooSmallError, LayerNotFoundError, NoImagesError, StateMismatchError, UntraceableModelError
+from .data import list_images
 from .models import MODEL_CHOICES, VisualModel, load_model
 from .receptive import ReceptiveField, Trace, trace, trace_receptive_fields
 from .toppatches import LayerPatches, Patch, TopPatches, TopPatchesResult, parse_units
 
 __all__ = [
-    "TopPatches", "TopPatchesResult", "LayerPatches", "Patch", "parse_units", "list_images",
-    "VisualModel", "load_model", "MODEL_CHOICES", "ReceptiveField", "Trace", "trace", "trace_receptive_fields",
-    "ImageTooSmallError", "LayerNotFoundError", "NoImagesError", "StateMismatchError", "UntraceableModelError",
+    "MODEL_CHOICES",
+    "ImageTooSmallError",
+    "LayerNotFoundError",
+    "LayerPatches",
+    "NoImagesError",
+    "Patch",
+    "ReceptiveField",
+    "StateMismatchError",
+    "TopPatches",
+    "TopPatchesResult",
+    "Trace",
+    "UntraceableModelError",
+    "VisualModel",
+    "list_images",
+    "load_model",
+    "parse_units",
+    "trace",
+    "trace_receptive_fields",
 ]

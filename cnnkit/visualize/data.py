@@ -56,7 +56,7 @@ class ResizeCrop:
     min_side: int = 1  # originals with a shorter side below this are refused (see TopPatches)
 
     def prepare(self, images: Sequence[np.ndarray], names: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray] | None]:
-        out = []
+        out: list[tuple[np.ndarray, np.ndarray] | None] = []
         for image, name in zip(images, names):
             h, w = image.shape[:2]
             if min(h, w) < self.min_side:
@@ -123,9 +123,9 @@ def crop_box(image: np.ndarray, box: tuple[int, int, int, int], fill: tuple[int,
     h, w = image.shape[:2]
     out = np.empty((bottom - top, right - left, 3), dtype=image.dtype)
     out[:] = np.asarray(fill, dtype=image.dtype)
-    t, l, b, r = max(top, 0), max(left, 0), min(bottom, h), min(right, w)
-    if t < b and l < r:
-        out[t - top: b - top, l - left: r - left] = image[t:b, l:r]
+    y0, x0, y1, x1 = max(top, 0), max(left, 0), min(bottom, h), min(right, w)
+    if y0 < y1 and x0 < x1:
+        out[y0 - top: y1 - top, x0 - left: x1 - left] = image[y0:y1, x0:x1]
     return out
 
 

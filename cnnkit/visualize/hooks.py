@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from torch import Tensor, nn
 
@@ -42,10 +42,8 @@ def capture(layers: Mapping[str, nn.Module], *, stop_early: bool = True) -> Iter
 def forward_until(forward: Callable[[Tensor], object], x: Tensor, outputs: dict[str, Tensor]) -> dict[str, Tensor]:
     """Run one pass of `x` inside `capture`; returns a copy of the captured outputs."""
     outputs.clear()
-    try:
+    with suppress(StopForward):
         forward(x)
-    except StopForward:
-        pass
     return dict(outputs)
 
 

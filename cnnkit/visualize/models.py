@@ -30,6 +30,11 @@ def _identity(x: Tensor) -> Tensor:
     return x
 
 
+def _rounded_rgb(rgb: tuple[float, float, float]) -> tuple[int, int, int]:
+    r, g, b = rgb
+    return round(r), round(g), round(b)
+
+
 @dataclass(frozen=True)
 class VisualModel:
     """A network prepared for visualization.
@@ -93,7 +98,7 @@ def vgg19(device: str | torch.device = "cpu") -> VisualModel:
         name="vgg19", module=module, layers={n: f"convs.{n}" for n in LAYER_NAMES}, to_input=_scale01,
         relu=frozenset(LAYER_NAMES), default_layers=("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"),
         # VGG pads with zeros after subtracting the mean pixel: padding is the mean colour.
-        pad_rgb=tuple(round(v) for v in IMAGENET_MEAN_RGB), default_size=224,
+        pad_rgb=_rounded_rgb(IMAGENET_MEAN_RGB), default_size=224,
     )
 
 
@@ -114,7 +119,7 @@ def face_encoder(device: str | torch.device = "cpu", encoder: str = "dlib-resnet
     name = "face-encoder" if encoder == "dlib-resnet-v1" else f"face-encoder:{Path(encoder).name}"
     return VisualModel(name=name, module=module, layers=layers, to_input=_identity, default_layers=defaults,
                        chips=spec.chip_size, default_size=spec.chip_size,
-                       pad_rgb=tuple(round(v) for v in DLIB_RGB_MEANS))
+                       pad_rgb=_rounded_rgb(DLIB_RGB_MEANS))
 
 
 def load_model(model: str | nn.Module | VisualModel, *, device: str | torch.device = "cpu") -> VisualModel:

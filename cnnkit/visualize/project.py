@@ -25,9 +25,9 @@ import torch
 from torch import Tensor
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from ..errors import SettingsError
 from .hooks import capture, forward_until
 from .models import VisualModel
-from ..errors import SettingsError
 
 PROJECTION_CHOICES = ("deconvnet", "guided", "gradient")
 

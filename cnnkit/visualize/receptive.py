@@ -34,10 +34,10 @@ operation the rules do not cover raises `UntraceableModelError` naming it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field as dc_field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 
 import numpy as np
-
 import torch
 from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -52,7 +52,10 @@ __all__ = ["Axis", "ReceptiveField", "Trace", "UntraceableModelError", "trace", 
 
 @dataclass(frozen=True)
 class Axis:
-    """Receptive-field arithmetic along one spatial axis: unit ``i`` sees ``[start + i*jump, start + i*jump + size)``."""
+    """Receptive-field arithmetic along one spatial axis.
+
+    Unit ``i`` sees ``[start + i*jump, start + i*jump + size)``.
+    """
 
     jump: int = 1
     size: int = 1
@@ -160,6 +163,12 @@ def _arg(args, kwargs, index: int, name: str, default=None):
     return args[index] if len(args) > index else kwargs.get(name, default)
 
 
+def _spatial_size(tensor: Tensor) -> tuple[int, int]:
+    """(height, width): the last two axes."""
+    height, width = tensor.shape[-2:]
+    return int(height), int(width)
+
+
 @dataclass(eq=False)
 class _Node:
     """One operation on the way from the input: its kind, per-axis parameters and inputs."""
@@ -186,8 +195,8 @@ class _Tracker(TorchDispatchMode):
 
     def add(self, tensor: Tensor, kind: str, field: ReceptiveField, parents=(), params=()) -> _Node:
         self.count += 1
-        shape = tuple(tensor.shape[-2:]) if tensor.dim() >= 2 else (1, 1)
-        node = _Node(self.count, kind, field, tuple(parents), params, shape)  # type: ignore[arg-type]
+        shape = _spatial_size(tensor) if tensor.dim() >= 2 else (1, 1)
+        node = _Node(self.count, kind, field, tuple(parents), params, shape)
         self.nodes[tensor] = node
         return node
 
@@ -434,7 +443,7 @@ def trace(model: nn.Module, layers: Mapping[str, nn.Module], example: Tensor, *,
         if name not in nodes:
             reason = errors.get(name, "it did not run in a forward pass")
             raise UntraceableModelError(f"cannot compute the receptive field of layer {name!r}: {reason}")
-    return Trace({n: node.field for n, node in nodes.items()}, shapes, tuple(example.shape[-2:]), nodes)
+    return Trace({n: node.field for n, node in nodes.items()}, shapes, _spatial_size(example), nodes)
 
 
 def trace_receptive_fields(model: nn.Module, layers: Mapping[str, nn.Module], example: Tensor, *,

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ..errors import SettingsError
 from .project import PROJECTION_CHOICES, project, to_picture
 from .toppatches import Patch, TopPatches, TopPatchesResult
-from ..errors import SettingsError
 
 LABEL_WIDTH = 64
 TEXT_HEIGHT = 14
@@ -75,7 +75,8 @@ def projection_thumbnails(finder: TopPatches, result: TopPatchesResult, *, metho
     if method not in PROJECTION_CHOICES:
         raise SettingsError(f"projection must be one of {PROJECTION_CHOICES}, got {method!r}")
     views = _Views(finder, result)
-    jobs = [(name, unit, patches) for name, lp in result.layers.items() for unit, patches in lp.units.items() if patches]
+    jobs = [(name, unit, patches)
+            for name, lp in result.layers.items() for unit, patches in lp.units.items() if patches]
     out = {}
     for done, (name, unit, patches) in enumerate(jobs, 1):
         stack = np.stack([views(p.image_id) for p in patches])
@@ -85,8 +86,8 @@ def projection_thumbnails(finder: TopPatches, result: TopPatchesResult, *, metho
             top, left, bottom, right = patch.box
             crop = np.zeros((bottom - top, right - left, 3), dtype=np.float32)
             h, w = grad.shape[:2]
-            t, l, b, r = max(top, 0), max(left, 0), min(bottom, h), min(right, w)
-            crop[t - top: b - top, l - left: r - left] = grad[t:b, l:r]
+            y0, x0, y1, x1 = max(top, 0), max(left, 0), min(bottom, h), min(right, w)
+            crop[y0 - top: y1 - top, x0 - left: x1 - left] = grad[y0:y1, x0:x1]
             out[(name, unit, rank)] = _thumbnail(to_picture(crop), cell)
         if on_progress is not None:
             on_progress(done, len(jobs))
@@ -94,7 +95,8 @@ def projection_thumbnails(finder: TopPatches, result: TopPatchesResult, *, metho
 
 
 def render_grid(result: TopPatchesResult, layer: str, thumbs: dict, *, cell: int = 64, top: int = 9,
-                projections: dict | None = None) -> tuple[Image.Image, list[tuple[int, int, tuple[int, int, int, int]]]]:
+                projections: dict | None = None,
+                ) -> tuple[Image.Image, list[tuple[int, int, tuple[int, int, int, int]]]]:
     """The grid of `layer`: a row per unit, its patches left to right (best first), activations below.
 
     Returns the picture and, for the report's image map, (unit, rank, (x0, y0, x1, y1)) of every patch.
@@ -108,7 +110,8 @@ def render_grid(result: TopPatchesResult, layer: str, thumbs: dict, *, cell: int
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default()
     field = lp.field.to_dict()
-    what = "whole image" if lp.field.whole else f"field {field['size'][0]}x{field['size'][1]} px, stride {field['stride'][0]}"
+    what = ("whole image" if lp.field.whole
+            else f"field {field['size'][0]}x{field['size'][1]} px, stride {field['stride'][0]}")
     draw.text((4, 3), f"{result.model} {layer}: {what}, top {top} of {result.images_seen} images"
                       + (" (patch | projection)" if projections else ""), fill=(0, 0, 0), font=font)
     areas = []
@@ -158,17 +161,19 @@ def write_report(finder: TopPatches, result: TopPatchesResult, out_dir: str | os
             f'<section id="{anchor}"><h2>{html.escape(layer)}</h2>'
             f'<p>Receptive field: {html.escape(json.dumps(lp.field.to_dict()))}. '
             f'Hover over a patch for its image and place; click it to open the image.</p>'
-            f'<img src="{file}" usemap="#map-{anchor}" width="{grid.width}" height="{grid.height}" alt="{html.escape(layer)}">'
+            f'<img src="{file}" usemap="#map-{anchor}" width="{grid.width}" height="{grid.height}" '
+            f'alt="{html.escape(layer)}">'
             f'<map name="map-{anchor}">{"".join(area_html)}</map></section>')
     skipped = ""
     if result.skipped:
         items = "".join(f"<li>{html.escape(k)}: {html.escape(v)}</li>" for k, v in list(result.skipped.items())[:200])
         skipped = f"<details><summary>{len(result.skipped)} images skipped</summary><ul>{items}</ul></details>"
+    view = html.escape(json.dumps(result.view))
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>cnnkit visualize: {html.escape(result.model)}</title>
 <style>body{{font-family:sans-serif;margin:1.5em}} img{{image-rendering:auto;border:1px solid #ccc}}</style></head>
 <body><h1>What the units of {html.escape(result.model)} respond to</h1>
-<p>For each unit, the {finder.top} image patches (of {result.images_seen} images, {html.escape(json.dumps(result.view))})
+<p>For each unit, the {finder.top} image patches (of {result.images_seen} images, {view})
 that excite it most, best first, each cut by the unit's receptive field (padding shown in the network's padding
 colour). Numbers are activations. Data: <a href="result.json">result.json</a>.</p>
 <ul>{''.join(toc)}</ul>{skipped}

@@ -24,7 +24,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import CnnkitError, ImageTooSmallError, NoFaceError, SettingsError, StateMismatchError, UntraceableModelError
+from ..errors import (
+    CnnkitError,
+    ImageTooSmallError,
+    NoFaceError,
+    SettingsError,
+    StateMismatchError,
+    UntraceableModelError,
+)
 from ..images import load_image
 from .data import FaceChips, ResizeCrop, box_in_original, crop_box
 from .hooks import capture, forward_until
@@ -110,7 +117,8 @@ def parse_units(units: str | int | Sequence[int], channels: int) -> list[int]:
                     lo, _, hi = part.partition("-")
                     ids.extend(range(int(lo), int(hi or lo) + 1))
             except ValueError:
-                raise SettingsError(f"units must be 'all', a count N or unit ids like '3,17,40-47', got {units!r}") from None
+                raise SettingsError(f"units must be 'all', a count N or unit ids like '3,17,40-47', "
+                                    f"got {units!r}") from None
             units = ids
     if isinstance(units, int):
         if units < 1:
@@ -221,7 +229,7 @@ class TopPatches:
                 done += len(loaded)
                 pending = load(done) if done < len(images) else []
                 ok = []
-                for offset, (image, error) in enumerate(loaded):
+                for offset, (_image, error) in enumerate(loaded):
                     if error is not None:
                         skipped[images[start + offset]] = error
                     else:
@@ -274,10 +282,10 @@ class TopPatches:
                 for j in range(top.values.shape[1]):
                     image_id = int(top.images[row, j])
                     position = (int(top.rows[row, j]), int(top.cols[row, j]))
-                    box = tuple(int(v) for v in rf.box(*position, image_size=(side, side)))
+                    box = _int_box(rf.box(*position, image_size=(side, side)))
                     patches.append(Patch(image_id=image_id, source=images[image_id],
                                          activation=float(top.values[row, j]), position=position, box=box,
-                                         support=tuple(int(v) for v in supports[row, j]),
+                                         support=_int_box(supports[row, j]),
                                          source_box=box_in_original(box, np.asarray(maps[image_id]))))
                 units[unit] = patches
             layers[name] = LayerPatches(name, rf, self.channels[name], units)
@@ -323,6 +331,12 @@ class TopPatches:
     def patch_pixels(self, view: np.ndarray, patch: Patch) -> np.ndarray:
         """The pixels of `patch` cut from its image's view, padded with the network's padding colour."""
         return crop_box(view, patch.box, self.model.pad_rgb)
+
+
+def _int_box(values) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) as Python ints."""
+    top, left, bottom, right = (int(v) for v in values)
+    return top, left, bottom, right
 
 
 def _read(path: str) -> tuple[np.ndarray | None, str | None]:

@@ -70,9 +70,9 @@ from ..errors import DlibFormatError
 
 __all__ = [
     "DlibFormatError",
+    "DlibNetwork",
     "DlibReader",
     "LayerRecord",
-    "DlibNetwork",
     "parse_network",
 ]
 
@@ -451,7 +451,7 @@ def _read_mmod_options(r: DlibReader) -> dict[str, Any]:
     version = r.read_int("the version of mmod_options")
     if not 1 <= version <= 4:
         raise r.error(f"unexpected mmod_options version {version}", start)
-    windows = []
+    windows: list[dict[str, Any]] = []
     if version == 1:
         windows.append({"width": r.read_int("window width"), "height": r.read_int("window height"), "label": ""})
     else:
@@ -460,7 +460,7 @@ def _read_mmod_options(r: DlibReader) -> dict[str, Any]:
             wversion = r.read_int("the version of a detector window")
             if wversion not in (1, 2):
                 raise r.error(f"unexpected detector window version {wversion}", wstart)
-            w = {"width": r.read_int("window width"), "height": r.read_int("window height")}
+            w: dict[str, Any] = {"width": r.read_int("window width"), "height": r.read_int("window height")}
             w["label"] = r.read_string("window label") if wversion == 2 else ""
             windows.append(w)
     opts: dict[str, Any] = {"options_version": version, "detector_windows": windows}
@@ -516,8 +516,8 @@ def parse_network(source: str | os.PathLike[str] | bytes) -> DlibNetwork:
     # The wrappers' versions, outermost first, up to the input layer's name.
     wrappers: list[tuple[int, int]] = []  # (version, offset)
     while True:
-        name = r.peek_identifier()
-        if name is not None and name.startswith("input"):
+        ident = r.peek_identifier()
+        if ident is not None and ident.startswith("input"):
             break
         offset = r.pos
         version = r.read_int("a layer wrapper's version")

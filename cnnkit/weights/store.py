@@ -25,7 +25,6 @@ import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from ..errors import SettingsError, WeightsError
@@ -126,7 +125,7 @@ def fetch(
     """
     spec = get_spec(name)
     target = converted_path(spec.name)
-    say = report or (lambda message: log.info(message))
+    say = report or (log.info)
     if target.exists() and not force:
         try:
             load_state_dict(spec.name)
@@ -269,11 +268,11 @@ def _extract_members(spec: WeightSpec, archive: Path, dest: Path) -> list[Path]:
                 names = [m.name for m in tf.getmembers() if m.isfile()]
                 for member in spec.members:
                     inner = _match_member(spec, member, names, archive)
-                    src = tf.extractfile(inner)
-                    assert src is not None
+                    extracted = tf.extractfile(inner)
+                    assert extracted is not None  # a regular file (names lists only those)
                     out = dest / member.filename
-                    with src, open(out, "wb") as dst:
-                        shutil.copyfileobj(src, dst)
+                    with extracted, open(out, "wb") as dst:
+                        shutil.copyfileobj(extracted, dst)
                     found.append(out)
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as exc:
         raise WeightsError(f"{archive}: damaged archive ({exc}); fetch it again") from None

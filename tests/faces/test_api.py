@@ -8,7 +8,6 @@ import pytest
 import cnnkit
 from cnnkit.faces.align import DLIB_CHIP_TEMPLATE, chip_transforms, similarity_transform
 from cnnkit.faces.thresholds import default_threshold
-
 from tests.conftest import lfw_image
 
 pytestmark = pytest.mark.usefixtures("face_weights")
@@ -27,7 +26,7 @@ def test_detect_one_face_in_lfw_photo():
     cx, cy = face.center
     assert abs(cx - 125) < 20 and abs(cy - 125) < 25  # LFW centres the face of interest
     assert face.score > 0.95 and 60 < face.width < 160
-    (lex, ley), (rex, rey), (nx, ny), (mlx, mly), (mrx, mry) = face.landmarks
+    (lex, ley), (rex, rey), (nx, ny), (_mlx, mly), (_mrx, mry) = face.landmarks
     assert lex < nx < rex and max(ley, rey) < ny < min(mly, mry)
 
 

@@ -18,9 +18,8 @@ from cnnkit.faces.encoder import (
     dlib_resnet_from_state_dict,
     state_dict_from_dlib,
 )
-from cnnkit.weights.dlib_format import LayerRecord, parse_network
-
 from cnnkit.faces.recognizer import run_encoder
+from cnnkit.weights.dlib_format import LayerRecord, parse_network
 from tests.conftest import LFW
 
 LFW_PEOPLE = ["Aaron_Eckhart", "Abdullah_Gul", "Abdullah_Gul", "Ai_Sugiyama"]  # two of the same person

@@ -12,7 +12,6 @@ from cnnkit.errors import CnnkitError
 from cnnkit.faces.enroll_tree import enroll_tree, scan_tree
 from cnnkit.faces.gallery import Gallery
 from cnnkit.faces.gallery.migrate import compare_galleries
-
 from tests.conftest import lfw_image
 
 PEOPLE = {"Aaron_Peirsol": 3, "Colin_Powell": 2, "Zico": 1}
@@ -74,7 +73,8 @@ def test_local_run_reports_failures_and_is_idempotent(tree, tmp_path, face_weigh
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("milvus-lite", marks=pytest.mark.slow)])
 def test_interrupted_run_resumes_to_the_same_gallery(tree, tmp_path, backend, face_weights):
     pytest.importorskip("milvus_lite") if backend == "milvus-lite" else None
-    where = (lambda n: str(tmp_path / f"{n}.db")) if backend == "sqlite" else (lambda n: f"milvus-lite://{tmp_path / n}.db")
+    where = ((lambda n: str(tmp_path / f"{n}.db")) if backend == "sqlite"
+             else (lambda n: f"milvus-lite://{tmp_path / n}.db"))
 
     class Crash(Exception):
         pass

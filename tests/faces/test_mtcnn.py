@@ -14,7 +14,6 @@ import pytest
 import torch
 
 from cnnkit.faces.mtcnn import MTCNN, Detections, ONet, PNet, RNet, state_dict_from_facenet_pt
-
 from tests.conftest import LFW
 
 LFW_DIR = LFW / "images"

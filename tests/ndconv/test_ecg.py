@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from cnnkit.errors import SignalError
 from cnnkit.ndconv.ecg.aami import AAMI, CLASSES, DS1, DS2, PACED, aami_class, class_index
 from cnnkit.ndconv.ecg.beats import RR_FEATURES, beat_inputs, crop_windows, rr_features, window_length
 from cnnkit.ndconv.ecg.qrs import detect_qrs, detection_scores, match_beats
 from cnnkit.ndconv.ecg.records import EcgRecord, read_record
-from cnnkit.errors import SignalError
-
 from tests.conftest import DATA
 
 MITDB = DATA / "ecg" / "mitdb"
@@ -253,9 +252,9 @@ def test_checkpoint_holds_the_whole_ensemble(small_ecg_model, tmp_path):
 
     from safetensors.torch import load_file, save_file
 
+    from cnnkit.errors import CheckpointError
     from cnnkit.ndconv.ecg.ensemble import EcgEnsemble
     from cnnkit.ndconv.ecg.train import RR_MODEL_FEATURES, load_ecg
-    from cnnkit.errors import CheckpointError
 
     ck = load_ecg(small_ecg_model, device="cpu")
     assert isinstance(ck.model, EcgEnsemble) and len(ck.model.networks) == 3

@@ -76,14 +76,14 @@ def test_truncated_video_keeps_what_decodes(tmp_path):
 
 def test_train_and_predict_from_a_video_file(tmp_path, capsys):
     from cnnkit.cli.main import main
-    from cnnkit.runtime.training import FitSettings
     from cnnkit.ndconv.video.train import VideoSettings, predict_video, save_video_model, train_video
+    from cnnkit.runtime.training import FitSettings
 
     settings = VideoSettings(arch="3d", frames=8, size=16, train_clips=64, val_clips=16,
                              train=FitSettings(epochs=1, batch_size=16, threads=1, device="cpu"))
     trained = train_video(settings=settings)
     path = save_video_model(tmp_path / "v.safetensors", trained)
-    clips, labels = make_clips(3, seed=9, frames=8, size=16)
+    clips, _labels = make_clips(3, seed=9, frames=8, size=16)
     write_video(tmp_path / "t.mp4", clips.reshape(-1, 16, 16))
     preds = predict_video(path, tmp_path / "t.mp4", device="cpu")
     assert [p.start_frame for p in preds] == [0, 8, 16] and all(p.label in DIRECTIONS for p in preds)

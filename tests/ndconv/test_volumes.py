@@ -9,7 +9,6 @@ import torch
 from cnnkit.errors import CheckpointError, VolumeError
 from cnnkit.ndconv.volumes.augment import augment, symmetry_views
 from cnnkit.ndconv.volumes.io import as_model_input, list_volume_files, load_split, read_volumes
-
 from tests.conftest import DATA
 
 ADRENAL28 = DATA / "volumes" / "adrenalmnist3d_28.npz"
@@ -67,7 +66,7 @@ def test_file_formats(tmp_path):
     assert set(read) == {"a.npy", "b.npz:first", "b.npz:second", "c.nii.gz", "stack.npy[0]", "stack.npy[1]"}
     assert np.array_equal(read["c.nii.gz"], vol)
     x = as_model_input(read["c.nii.gz"], 28)
-    assert x.shape == (28, 28, 28) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
+    assert x.shape == (28, 28, 28) and x.dtype == np.float32 and x.min() >= 0 and x.max() <= 1
 
 
 def test_bad_volumes(tmp_path):
@@ -99,8 +98,8 @@ def test_bad_volumes(tmp_path):
 @pytest.fixture(scope="module")
 def small_model(adrenal28, tmp_path_factory):
     """A 3D CNN trained for two epochs on a slice of the real training split (a check of the plumbing)."""
-    from cnnkit.runtime.training import FitSettings
     from cnnkit.ndconv.volumes.train import VolumeSettings, save_volumes, train_volumes
+    from cnnkit.runtime.training import FitSettings
 
     tmp = tmp_path_factory.mktemp("vol")
     with np.load(adrenal28) as z:
@@ -137,8 +136,7 @@ def test_train_evaluate_predict(small_model, tmp_path):
 
 def test_decision_threshold_is_chosen_on_validation_and_kept(small_model):
     from cnnkit.ndconv.checkpoint import load_checkpoint
-    from cnnkit.ndconv.volumes.train import (binary_scores, choose_threshold, decide, evaluate_volumes,
-                                             predict_volumes)
+    from cnnkit.ndconv.volumes.train import binary_scores, choose_threshold, decide, evaluate_volumes, predict_volumes
 
     labels = np.array([0, 0, 0, 0, 1, 1])
     p1 = np.array([0.05, 0.1, 0.2, 0.3, 0.35, 0.45])  # under-confident: every p < 0.5

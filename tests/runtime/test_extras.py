@@ -18,7 +18,8 @@ def test_an_installed_module_is_returned():
 
 def test_a_missing_module_names_its_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "wfdb", None)  # as if it were not installed
-    with pytest.raises(MissingDependency, match=r'reading WFDB records needs wfdb: pip install "cnnkit\[ndconv\]"') as info:
+    with pytest.raises(MissingDependency,
+                       match=r'reading WFDB records needs wfdb: pip install "cnnkit\[ndconv\]"') as info:
         require("wfdb", extra="ndconv", purpose="reading WFDB records")
     assert isinstance(info.value, CnnkitError) and isinstance(info.value, ImportError)
     assert (info.value.module, info.value.extra) == ("wfdb", "ndconv")

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 
 from cnnkit.errors import CnnkitError
-from cnnkit.runtime import metrics
 from cnnkit.faces.evaluate import read_pairs
-
+from cnnkit.runtime import metrics
 from tests.conftest import LFW
 
 

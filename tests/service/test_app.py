@@ -10,7 +10,6 @@ import pytest
 from cnnkit.faces.gallery import Gallery
 from cnnkit.images import load_image
 from cnnkit.service import ServiceSettings
-
 from tests.conftest import lfw_image
 from tests.service.support import auth, client_for, make_keys, photo, png_bytes
 
@@ -69,7 +68,8 @@ def test_enroll_add_photos_identify_verify_rename_delete(service):
     assert answer.headers["location"] == f"/people/{pid}"
 
     # The same name again is a conflict that says who has it; more photos go to the person.
-    again = client.post("/people", headers=w, data={"name": "Colin Powell"}, files=[("photos", photo("Colin_Powell", 3))])
+    again = client.post("/people", headers=w, data={"name": "Colin Powell"},
+                        files=[("photos", photo("Colin_Powell", 3))])
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "name_taken" and again.json()["error"]["details"] == {"ids": [pid]}
     more = client.post(f"/people/{pid}/photos", headers=w, files=[("photos", photo("Colin_Powell", 3))])
@@ -180,15 +180,18 @@ def test_photo_of_two_similar_faces_needs_pick_largest(service):
 def test_namesakes_verify_by_id_and_errors(service):
     client, keys, _ = service
     w, r = auth(keys.write), auth(keys.read)
-    first = client.post("/people", headers=w, data={"name": "Junichiro Koizumi"}, files={"photos": photo("Junichiro_Koizumi", 1)})
+    first = client.post("/people", headers=w, data={"name": "Junichiro Koizumi"},
+                        files={"photos": photo("Junichiro_Koizumi", 1)})
     second = client.post("/people", headers=w, data={"name": "Junichiro Koizumi", "allow_same_name": "true"},
                          files={"photos": photo("Junichiro_Koizumi", 2)})
     assert first.status_code == 201 and second.status_code == 201 and first.json()["id"] != second.json()["id"]
-    ambiguous = client.post("/verify", headers=r, data={"name": "Junichiro Koizumi"}, files={"photo": photo("Junichiro_Koizumi", 3)})
+    ambiguous = client.post("/verify", headers=r, data={"name": "Junichiro Koizumi"},
+                            files={"photo": photo("Junichiro_Koizumi", 3)})
     assert ambiguous.status_code == 409
     assert ambiguous.json()["error"]["code"] == "ambiguous_name"
     assert sorted(ambiguous.json()["error"]["details"]["ids"]) == sorted([first.json()["id"], second.json()["id"]])
-    nobody = client.post("/verify", headers=r, data={"person_id": "999999"}, files={"photo": photo("Junichiro_Koizumi", 3)})
+    nobody = client.post("/verify", headers=r, data={"person_id": "999999"},
+                         files={"photo": photo("Junichiro_Koizumi", 3)})
     assert nobody.status_code == 404 and nobody.json()["error"]["code"] == "person_not_found"
     unnamed = client.post("/verify", headers=r, files={"photo": photo("Junichiro_Koizumi", 3)})
     assert unnamed.status_code == 422
@@ -202,7 +205,8 @@ def test_every_error_has_one_shape(service):
     cases = [
         client.post("/people", headers=w, data={"name": "Nobody"}),  # no photos
         client.post("/people", headers=w, data={"name": "   "}, files={"photos": photo("Tony_Blair", 1)}),
-        client.post("/people", headers=w, data={"name": "Zed", "metadata": "[1, 2]"}, files={"photos": photo("Tony_Blair", 1)}),
+        client.post("/people", headers=w, data={"name": "Zed", "metadata": "[1, 2]"},
+                    files={"photos": photo("Tony_Blair", 1)}),
         client.patch("/people/1", headers=w, json={}),
         client.get("/people/abc", headers=w),
         client.get("/nowhere", headers=w),

@@ -19,7 +19,6 @@ import pytest
 from PIL import Image
 
 from cnnkit.service import ServiceSettings
-
 from tests.conftest import lfw_image
 from tests.service.support import auth, make_keys, running_server
 
@@ -124,7 +123,8 @@ def test_enroll_identify_see_the_name_drawn_delete(site, tmp_path):
 
     # Enroll from an upload.
     page.get_by_label("Name").fill("Colin Powell")
-    page.get_by_label("Photos", exact=True).set_input_files([str(lfw_image("Colin_Powell", 1)), str(lfw_image("Colin_Powell", 2))])
+    page.get_by_label("Photos", exact=True).set_input_files([str(lfw_image("Colin_Powell", 1)),
+                                                             str(lfw_image("Colin_Powell", 2))])
     page.get_by_role("button", name="Enroll", exact=True).click()
     page.wait_for_function("document.getElementById('message').textContent.startsWith('Enrolled')")
     assert page.locator("#message").inner_text() == "Enrolled Colin Powell (#1) from 2 photo(s)."

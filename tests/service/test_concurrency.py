@@ -15,7 +15,6 @@ import cnnkit
 from cnnkit.faces.gallery import Gallery
 from cnnkit.faces.gallery.store import EmbeddingRecord
 from cnnkit.service import ServiceSettings
-
 from tests.conftest import lfw_image
 from tests.service.support import auth, make_keys, photo, running_server
 
@@ -84,7 +83,7 @@ def test_concurrent_clients_and_an_outside_writer(tmp_path, face_weights):
 
             for folder, answers in results.items():
                 assert [a.status_code for a in answers] == [201, 200, 200, 200], [a.text for a in answers]
-                enrolled, identified, verified, added = answers
+                _enrolled, identified, verified, added = answers
                 assert [f["name"] for f in identified.json()["faces"]] == [folder.replace("_", " ")]
                 assert verified.json()["match"] is True and added.json()["embeddings"] == 2
 

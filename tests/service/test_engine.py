@@ -113,7 +113,6 @@ def test_embed_awaits_the_result(make):
 def test_a_batch_of_photos_of_different_sizes_gives_what_each_gives_alone():
     """Batching across requests must not change answers: same faces, boxes and embeddings."""
     from cnnkit.images import load_image
-
     from tests.conftest import lfw_image
 
     portrait = load_image(lfw_image("Colin_Powell", 1))

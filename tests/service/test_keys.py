@@ -9,8 +9,8 @@ import pytest
 
 from cnnkit.cli import serve
 from cnnkit.cli.main import main
-from cnnkit.faces.gallery.keys import ApiKey, check_key, create_key, list_keys, revoke_key
 from cnnkit.errors import GalleryError
+from cnnkit.faces.gallery.keys import ApiKey, check_key, create_key, list_keys, revoke_key
 from cnnkit.faces.gallery.store import GalleryStore
 
 

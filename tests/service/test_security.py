@@ -15,7 +15,6 @@ import pytest
 from cnnkit.faces.gallery.keys import check_key, create_key, hash_key, list_keys, revoke_key
 from cnnkit.faces.gallery.store import GalleryStore
 from cnnkit.service import ServiceSettings
-
 from tests.service.support import auth, client_for, make_keys, photo, png_bytes, running_server
 
 pytestmark = pytest.mark.usefixtures("face_weights")
@@ -44,13 +43,15 @@ def png_announcing(width: int, height: int) -> bytes:
             + chunk(b"IEND", b""))
 
 
-WRITE_CALLS = [("post", "/people", {"data": {"name": "X"}, "files": {"photos": ("x.jpg", b"\xff\xd8\xff", "image/jpeg")}}),
+WRITE_CALLS = [("post", "/people",
+                {"data": {"name": "X"}, "files": {"photos": ("x.jpg", b"\xff\xd8\xff", "image/jpeg")}}),
                ("post", "/people/1/photos", {"files": {"photos": ("x.jpg", b"\xff\xd8\xff", "image/jpeg")}}),
                ("patch", "/people/1", {"json": {"name": "Y"}}),
                ("delete", "/people/1", {})]
 READ_CALLS = [("get", "/people", {}), ("get", "/people/1", {}), ("get", "/version", {}),
               ("post", "/identify", {"files": {"photo": ("x.jpg", b"\xff\xd8\xff", "image/jpeg")}}),
-              ("post", "/verify", {"data": {"person_id": "1"}, "files": {"photo": ("x.jpg", b"\xff\xd8\xff", "image/jpeg")}})]
+              ("post", "/verify",
+               {"data": {"person_id": "1"}, "files": {"photo": ("x.jpg", b"\xff\xd8\xff", "image/jpeg")}})]
 
 
 @pytest.mark.parametrize("method,path,kwargs", WRITE_CALLS + READ_CALLS)
@@ -86,8 +87,8 @@ def test_revoking_takes_effect_on_the_next_request(service):
 
 def test_keys_are_stored_as_hashes_only(service):
     _, keys, settings = service
-    raw = settings.gallery.read_bytes() + (settings.gallery.with_name(settings.gallery.name + "-wal").read_bytes()
-                                           if settings.gallery.with_name(settings.gallery.name + "-wal").exists() else b"")
+    wal = settings.gallery.with_name(settings.gallery.name + "-wal")
+    raw = settings.gallery.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
     for token in (keys.write, keys.read):
         assert token.encode() not in raw
     store = GalleryStore(settings.gallery)
@@ -137,7 +138,7 @@ def test_a_non_image_named_jpg_is_415(service, content):
 
 def test_a_real_photo_is_accepted_whatever_its_name_or_declared_type(service):
     client, keys, _ = service
-    name, data, _ = photo("Tony_Blair", 2)
+    _name, data, _ = photo("Tony_Blair", 2)
     answer = client.post("/identify", headers=auth(keys.read), files={"photo": ("notes.txt", data, "text/plain")})
     assert answer.status_code == 200 and len(answer.json()["faces"]) == 1
 
@@ -172,7 +173,7 @@ def test_path_like_names_go_nowhere(service):
     client, keys, settings = service
     w = auth(keys.write)
     evil = "../../../../tmp/cnnkit-evil"
-    name, data, _ = photo("Gerhard_Schroeder", 1)
+    _name, data, _ = photo("Gerhard_Schroeder", 1)
     answer = client.post("/people", headers=w, data={"name": evil},
                          files={"photos": ("../../../../../tmp/cnnkit-evil.jpg", data, "image/jpeg")})
     assert answer.status_code == 201, answer.text

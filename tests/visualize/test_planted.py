@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from cnnkit.visualize import TopPatches
 from cnnkit.errors import StateMismatchError
+from cnnkit.visualize import TopPatches
 from cnnkit.visualize.topk import TopK
 
 SIZE = 48
@@ -54,9 +54,9 @@ def noise_image(rng: np.random.Generator) -> np.ndarray:
 def plant(image: np.ndarray, top: int, left: int, contrast: float) -> None:
     patch = 128 + contrast * PATTERN
     # Cut the pattern where it leaves the image (planted partly outside).
-    t, l = max(top, 0), max(left, 0)
-    b, r = min(top + 5, SIZE), min(left + 5, SIZE)
-    image[t:b, l:r] = patch[t - top: b - top, l - left: r - left, None]
+    y0, x0 = max(top, 0), max(left, 0)
+    y1, x1 = min(top + 5, SIZE), min(left + 5, SIZE)
+    image[y0:y1, x0:x1] = patch[y0 - top: y1 - top, x0 - left: x1 - left, None]
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +122,8 @@ def test_streaming_matches_brute_force_for_every_batch_size(dataset):
     expected = None
     for batch_size in (1, 5, 40):
         finder = TopPatches(Detector(), ["detect"], units="all", top=4, size=SIZE, batch_size=batch_size)
-        got = {u: [(p.image_id, p.activation) for p in ps] for u, ps in finder.find(paths).layers["detect"].units.items()}
+        got = {u: [(p.image_id, p.activation) for p in ps]
+               for u, ps in finder.find(paths).layers["detect"].units.items()}
         if expected is None:
             expected = brute_force(finder, paths, "detect", 4)
         assert {u: [i for i, _ in v] for u, v in got.items()} == {u: [i for i, _ in v] for u, v in expected.items()}

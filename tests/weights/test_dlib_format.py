@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import math
-import os
-import tarfile
 import struct
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -208,6 +207,14 @@ def test_parse_tiny_network() -> None:
     assert fc.hyper["bias_mode"] == "FC_NO_BIAS" and "bias" not in fc.arrays
     assert fc.arrays["weight"].shape == (256, 2)
     assert fc.arrays["weight"][1, 0] == np.float32(2 / 1000)  # row-major (inputs, outputs)
+
+
+def test_network_is_named_after_its_source(tmp_path: Path) -> None:
+    # The name is the file's, not the input layer's (the name read last while parsing).
+    assert parse_network(tiny_network()).source == "<bytes>"
+    path = tmp_path / "tiny.dat"
+    path.write_bytes(tiny_network())
+    assert parse_network(path).source == str(path)
 
 
 def test_truncated_network_names_the_offset() -> None:

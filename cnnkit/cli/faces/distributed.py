@@ -20,7 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_gallery_option(p)
     p.add_argument("--engine", choices=["ray", "local"], default="ray",
                    help="ray (default: a local Ray, or --address) or local (this process only)")
-    p.add_argument("--address", help="a Ray cluster to run on, e.g. ray://head:10001 or auto (default: start a local one)")
+    p.add_argument("--address",
+                   help="a Ray cluster to run on, e.g. ray://head:10001 or auto (default: start a local one)")
     p.add_argument("--workers", type=int, help="Ray workers (default: one per CPU Ray sees)")
     p.add_argument("--batch-size", type=int, default=32, help="photos per worker batch (default 32)")
     p.add_argument("--largest", action="store_true",

@@ -21,6 +21,7 @@ def run_embed(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ...faces.pipeline import DetectorSettings, embed_images
+    from ...faces.types import embedding_of
 
     with progress_bar(total=len(args.images), unit="img", desc="embed") as bar:
         results = list(embed_images(args.images, flip=args.flip, batch_size=args.batch_size,
@@ -36,7 +37,7 @@ def run_embed(args: argparse.Namespace) -> int:
             print(f"{r.source}: {len(r.faces)} face(s)")
             for k, face in enumerate(r.faces):
                 x1, y1, x2, y2 = face.box
-                emb = np.array2string(face.embedding[:4], precision=3, separator=", ")[:-1]
+                emb = np.array2string(embedding_of(face)[:4], precision=3, separator=", ")[:-1]
                 print(f"  face {k}: box=({x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f}) score={face.score:.3f} "
                       f"embedding={emb}, ...] (128-D)")
     return 1 if any(r.error for r in results) else 0

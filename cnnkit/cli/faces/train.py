@@ -6,10 +6,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ...errors import CnnkitError, SettingsError
 from ..common import DEVICE_HELP
 from ..progress import progress_bar
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -74,7 +78,7 @@ def run_train(args: argparse.Namespace) -> int:
                              epochs=args.epochs, batch_p=args.batch_p, batch_k=args.batch_k,
                              batches_per_epoch=args.batches_per_epoch, lr=args.lr, head_features=args.head_features,
                              augment=args.augment, seed=args.seed)
-    bars: dict[str, object] = {}
+    bars: dict[str, tqdm] = {}
 
     def on_progress(stage: str, done: int, total: int) -> None:
         bar = bars.get(stage)

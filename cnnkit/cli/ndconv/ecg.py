@@ -21,7 +21,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     act = ecg.add_subparsers(dest="ecg_command", metavar="ACTION", required=True)
 
     t = ECG.add_train_parser(act, "train on DS1 (never DS2); best epoch chosen on DS1 validation patients",
-                             out_help=f"checkpoint to write (.safetensors; default $CNNKIT_HOME/ndconv/{ECG.checkpoint})")
+                             out_help="checkpoint to write "
+                                      f"(.safetensors; default $CNNKIT_HOME/ndconv/{ECG.checkpoint})")
     t.add_argument("--no-validation", action="store_true",
                    help="train on all 22 DS1 records for --epochs and keep the last epoch")
     t.add_argument("--weight-power", type=float,

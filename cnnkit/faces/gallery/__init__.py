@@ -1,8 +1,17 @@
 """Galleries of enrolled people: one-shot enrollment, verification (1:1), identification (1:K)."""
 
 from ...errors import GalleryError
-from .gallery import (Candidate, Gallery, Identification, ImageIdentification, Verification, clean_metadata,
-                      clean_name, enrollment_record, pick_face)
+from .gallery import (
+                      Candidate,
+                      Gallery,
+                      Identification,
+                      ImageIdentification,
+                      Verification,
+                      clean_metadata,
+                      clean_name,
+                      enrollment_record,
+                      pick_face,
+)
 from .portable import export_gallery, import_gallery
 from .store import Person
 

@@ -24,7 +24,9 @@ BACKENDS = ("sqlite", "milvus", "milvus-lite")
 class GalleryBackend(Protocol):
     """What `Gallery` needs of a store. Changes happen inside `write()`: all of a block or none of it."""
 
-    path: str | Path
+    @property
+    def path(self) -> str | Path: ...  # read-only: a file path (SQLite) or a milvus location
+
     readonly: bool
     #: True when the store answers `search` itself (Milvus); else the Gallery keeps an index of `embeddings_after`.
     searches_itself: bool

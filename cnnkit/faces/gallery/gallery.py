@@ -29,16 +29,27 @@ import logging
 import os
 import threading
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ...errors import (AmbiguousName, CnnkitError, GalleryError, InvalidMetadata, InvalidName, ModelMismatch,
-                       NameTaken, NoFaceError, PersonNotFound, SettingsError, SeveralFacesError)
-from ...images import ImageInput
+from ...errors import (
+    AmbiguousName,
+    CnnkitError,
+    GalleryError,
+    InvalidMetadata,
+    InvalidName,
+    ModelMismatch,
+    NameTaken,
+    NoFaceError,
+    PersonNotFound,
+    SettingsError,
+    SeveralFacesError,
+)
+from ...images import ImageInput, as_batch
 from ..models import DEFAULT_ENCODER, EmbeddingModel, embedding_model
 from ..thresholds import default_threshold
 from ..types import Face
@@ -103,7 +114,8 @@ def pick_face(faces: Sequence[Face], pick: str, source: str) -> Face:
     ordered = sorted(faces, key=lambda f: f.width * f.height, reverse=True)
     first = ordered[0]
     if len(ordered) > 1 and (pick == "only" or (
-            pick == "auto" and first.width * first.height < DOMINANT_AREA_RATIO * ordered[1].width * ordered[1].height)):
+            pick == "auto"
+            and first.width * first.height < DOMINANT_AREA_RATIO * ordered[1].width * ordered[1].height)):
         raise SeveralFacesError(f"{source}: {len(ordered)} faces found; use a photo of the person alone, or take "
                                 "the largest face (--largest, pick=largest); nothing was enrolled")
     return first
@@ -359,7 +371,7 @@ class Gallery:
         """
         if pick not in PICK_CHOICES:
             raise SettingsError(f"pick must be one of {PICK_CHOICES}, got {pick!r}")
-        batch = _as_list(images)
+        batch, _ = as_batch(images)  # one path is one photo, never its characters
         if not batch:
             raise SettingsError("enroll needs at least one photo")
         name, metadata = clean_name(name), clean_metadata(metadata)  # before any encoding
@@ -415,8 +427,8 @@ class Gallery:
             raise NameTaken(f"{name!r} is enrolled already (id {', '.join(map(str, ids))})", ids=ids)
         if same_name and if_name_taken == "add":
             if len(same_name) > 1:
-                ids = ", ".join(f"#{p.id}" for p in same_name)
-                raise AmbiguousName(f"{len(same_name)} people are called {name!r} ({ids}); say which by id, "
+                listed = ", ".join(f"#{p.id}" for p in same_name)
+                raise AmbiguousName(f"{len(same_name)} people are called {name!r} ({listed}); say which by id, "
                                     "or use --new-person", ids=[p.id for p in same_name])
             return same_name[0].id
         return self.store.add_person(tx, name, metadata)
@@ -474,9 +486,11 @@ class Gallery:
             best = candidates[0] if candidates else None
             known = best is not None and (best.distance <= threshold if self.head is None
                                           else self._head_probability(best.person_id, embeddings[i]) >= 0.5)
+            match = best if known else None
             out.append(Identification(
                 face=faces[i] if faces is not None else None,
-                person_id=best.person_id if known else None, name=best.name if known else None,
+                person_id=match.person_id if match is not None else None,
+                name=match.name if match is not None else None,
                 distance=best.distance if best else None, threshold=threshold, candidates=candidates))
         return out
 
@@ -484,7 +498,7 @@ class Gallery:
                  on_image: Callable[[ImageResult], None] | None = None) -> list[ImageIdentification]:
         """Every face of every image: the best name, or None for a stranger, with runners-up."""
         out = []
-        for result in self._embed(_as_list(images), on_image):
+        for result in self._embed(as_batch(images)[0], on_image):
             if result.error is not None:
                 out.append(ImageIdentification(result.source, error=result.error))
                 continue
@@ -527,14 +541,6 @@ class Gallery:
     def check(self) -> list[str]:
         """Problems found in the store ([] when it is sound), embeddings of another model included."""
         return self.store.integrity_check()
-
-
-def _as_list(images: ImageInput | Sequence[ImageInput] | Iterable[ImageInput]) -> list[ImageInput]:
-    """One image (a path, bytes, array, PIL image or file) or several; a string is one path, never characters."""
-    if isinstance(images, (str, bytes, bytearray, os.PathLike, np.ndarray)) or hasattr(images, "read") \
-            or not isinstance(images, Iterable):
-        return [images]  # type: ignore[list-item]
-    return list(images)
 
 
 def _load_head(folder: str | os.PathLike, model: EmbeddingModel):

@@ -28,7 +28,7 @@ from typing import Literal
 
 from ...errors import GalleryError, SettingsError
 from ...runtime.clock import utc_timestamp
-from .store import GalleryStore
+from .store import GalleryStore, inserted_id
 
 Role = Literal["read", "write"]
 ROLES: tuple[Role, ...] = ("read", "write")
@@ -85,7 +85,7 @@ def create_key(store: GalleryStore, role: Role, *, label: str = "") -> tuple[str
     with store.write() as tx:
         cur = tx.execute("INSERT INTO api_keys (key_hash, role, label, created_at) VALUES (?, ?, ?, ?)",
                          (hash_key(token), role, label, utc_timestamp()))
-        key_id = int(cur.lastrowid)
+        key_id = inserted_id(cur)
         row = tx.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)).fetchone()
     return token, _row_to_key(row)
 

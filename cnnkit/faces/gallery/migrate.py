@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .gallery import Gallery
 from ...errors import GalleryError
+from .gallery import Gallery
 from .store import EmbeddingRecord
 
 #: People written per transaction (Milvus: per round of inserts).
@@ -60,7 +60,8 @@ def migrate_gallery(source: Gallery, target: Gallery, *,
 
 def _record(row: dict) -> EmbeddingRecord:
     return EmbeddingRecord(vector=np.frombuffer(row["vector"], dtype="<f4").copy(), source=row["source"],
-                           source_sha256=row["source_sha256"], box=tuple(json.loads(row["box"])) if row["box"] else None)
+                           source_sha256=row["source_sha256"],
+                           box=tuple(json.loads(row["box"])) if row["box"] else None)
 
 
 def gallery_contents(gallery: Gallery, *, ids: bool = True) -> dict:

@@ -31,11 +31,11 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from .search import Hit
 from ...errors import GalleryBusy, GalleryError
 from ...runtime.clock import utc_timestamp
-from .store import FORMAT, SCHEMA_VERSION, EmbeddingRecord, Person
 from ...runtime.extras import require
+from .search import Hit
+from .store import FORMAT, SCHEMA_VERSION, EmbeddingRecord, Person
 
 SCHEMES = ("milvus://", "milvus-lite://")
 DEFAULT_COLLECTION = "gallery"
@@ -413,7 +413,8 @@ class MilvusStore:
         if not self._has_embeddings():
             return set()
         live = {p.id for p in self.people()}
-        return {r["source_sha256"] for r in self._scan(self.c_emb, 'source_sha256 != ""', ["person_id", "source_sha256"])
+        return {r["source_sha256"]
+                for r in self._scan(self.c_emb, 'source_sha256 != ""', ["person_id", "source_sha256"])
                 if r["person_id"] in live}
 
     def count(self) -> int:
@@ -497,7 +498,8 @@ class MilvusStore:
         counts: dict[int, int] = {}
         orphans = 0
         other_models: set[tuple[str, str]] = set()
-        rows = self._scan(self.c_emb, "id >= 0", ["person_id", "model", "model_version"]) if self._has_embeddings() else []
+        rows = (self._scan(self.c_emb, "id >= 0", ["person_id", "model", "model_version"])
+                if self._has_embeddings() else [])
         for r in rows:
             if r["person_id"] in people:
                 counts[r["person_id"]] = counts.get(r["person_id"], 0) + 1

@@ -82,6 +82,13 @@ def _add_api_keys_v2(db: sqlite3.Connection) -> None:
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _create_v1, 2: _add_api_keys_v2}
 
 
+def inserted_id(cur: sqlite3.Cursor) -> int:
+    """The rowid of the row an INSERT through `cur` just added (sqlite3 sets it after every INSERT)."""
+    if cur.lastrowid is None:
+        raise GalleryError("SQLite returned no id for a new row")
+    return int(cur.lastrowid)
+
+
 @dataclass(frozen=True)
 class Person:
     id: int
@@ -279,7 +286,7 @@ class GalleryStore:
         """A new person; `person_id`/`created_at` keep those of a gallery being migrated."""
         cur = tx.execute("INSERT INTO people (id, name, metadata, created_at) VALUES (?, ?, ?, ?)",
                          (person_id, name, json.dumps(metadata or {}), created_at or utc_timestamp()))
-        return int(cur.lastrowid)
+        return inserted_id(cur)
 
     def add_embeddings(self, tx: sqlite3.Connection, person_id: int, records: list[EmbeddingRecord],
                        model: str, model_version: str, *, created_at: list[str] | None = None) -> list[int]:
@@ -292,7 +299,7 @@ class GalleryStore:
                 "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (person_id, vector.tobytes(), model, model_version, rec.source, rec.source_sha256, box,
                  created_at[i] if created_at else utc_timestamp()))
-            ids.append(int(cur.lastrowid))
+            ids.append(inserted_id(cur))
         return ids
 
     def remove_person(self, tx: sqlite3.Connection, person_id: int) -> None:

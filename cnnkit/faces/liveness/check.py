@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ...errors import SettingsError
 from .eyes import eye_openness, face_shape
 from .headturn import turn_ratio
-from ...errors import SettingsError
 
 CHECK_CHOICES = ("blink", "turn")
 #: "any": live when one of the checks passes; "all": when every one does.
@@ -141,8 +141,8 @@ class _Blink:
             out["closed_below"] = self.s.closed_ratio
         if self.gated:
             out["frames_refused_shape_changed"] = self.gated
-        if self.passed_at is not None:
-            out["blink_at"] = round(self.closed_at, 3)  # type: ignore[arg-type]
+        if self.passed_at is not None and self.closed_at is not None:  # a pass follows a closing
+            out["blink_at"] = round(self.closed_at, 3)
         return out
 
 
@@ -172,8 +172,8 @@ class _Turn:
     def report(self) -> dict:
         out: dict = {"passed": self.passed_at is not None, "frames": len(self.values),
                      "widest_turn": round(self.widest, 3), "needed": self.s.turn_delta}
-        if self.passed_at is not None:
-            out["turn_at"] = round(self.turned_at, 3)  # type: ignore[arg-type]
+        if self.passed_at is not None and self.turned_at is not None:  # a pass follows a turn
+            out["turn_at"] = round(self.turned_at, 3)
         return out
 
 
@@ -198,11 +198,11 @@ class LivenessCheck:
             self.start = time
         self.last = time
         self.frames += 1
-        for name, check in self._checks.items():
-            if name == "blink":
-                check.add(time, points5, eyes, mouth)  # type: ignore[call-arg]
+        for check in self._checks.values():
+            if isinstance(check, _Blink):
+                check.add(time, points5, eyes, mouth)
             else:
-                check.add(time, points5)  # type: ignore[arg-type]
+                check.add(time, points5)
         passed = [n for n, c in self._checks.items() if c.passed_at is not None]
         done = bool(passed) if self.settings.require == "any" else len(passed) == len(self._checks)
         if done:

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
 from ...errors import SettingsError
 from ...runtime.extras import require
 
@@ -135,7 +136,7 @@ class TFLiteGraph(nn.Module):
     def _layout(self, key: str, value: torch.Tensor, state: dict[str, torch.Tensor]) -> torch.Tensor:
         index = int(key[1:])
         for row in state["graph.ops"].tolist():
-            op, _, a, b, c = row[:5]
+            op, _, _a, b, _c = row[:5]
             if b == index and op == OPS["CONV_2D"]:  # (O, H, W, I) -> (O, I, H, W)
                 return value.permute(0, 3, 1, 2).contiguous()
             if b == index and op == OPS["DEPTHWISE_CONV_2D"]:  # (1, H, W, C) -> (C, 1, H, W)

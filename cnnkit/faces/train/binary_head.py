@@ -180,5 +180,6 @@ def load_head(folder: str | os.PathLike) -> tuple[BinaryHead, dict]:
     try:
         head.load_state_dict(load_file(str(weights)))
     except (SafetensorError, RuntimeError) as exc:
-        raise WeightsError(f"{weights}: does not fit a {config['features']} head of dim {config['dim']} ({exc})") from None
+        raise WeightsError(f"{weights}: does not fit a {config['features']} head of dim {config['dim']} "
+                           f"({exc})") from None
     return head.eval(), config

@@ -121,10 +121,10 @@ def detect_landmarks(paths: Sequence[Path], *, cache_dir: str | os.PathLike, sel
             cache.save()
     if todo:
         cache.save()
-    status = np.array([cache.entries[k][0] for k in keys], dtype=np.int8)
+    statuses = np.array([cache.entries[k][0] for k in keys], dtype=np.int8)
     landmarks = (np.stack([cache.entries[k][1] for k in keys]) if keys
                  else np.zeros((0, 5, 2), np.float32))
-    return landmarks, status
+    return landmarks, statuses
 
 
 def aligned_chips(paths: Sequence[Path], landmarks: np.ndarray, *, size: int, cache_dir: str | os.PathLike,

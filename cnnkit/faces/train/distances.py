@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
 from ...errors import SettingsError
 
 DISTANCE_CHOICES = ("squared-l2", "l2", "cosine")

@@ -191,7 +191,8 @@ class PairValidation:
 # ---------------------------------------------------------------------------------------------
 
 
-def _make_loss(settings: TrainSettings, dim: int) -> tuple[nn.Module, BinaryHead | None]:
+def _make_loss(settings: TrainSettings,
+               dim: int) -> tuple[TripletMarginLoss | ContrastiveLoss | BinaryHeadLoss, BinaryHead | None]:
     distance = make_distance(settings.distance)
     if settings.loss == "triplet":
         return TripletMarginLoss(margin=settings.margin, distance=distance), None
@@ -273,8 +274,8 @@ def train(model: nn.Module, data, settings: TrainSettings, *, out: str | os.Path
                 if not torch.isfinite(loss.detach()):
                     kept = (f"the last good checkpoint (epoch {result.epochs[-1].epoch}) is kept in {checkpoint_dir}"
                             if result.epochs else "no checkpoint was written yet")
-                    raise TrainingError(f"the loss became {float(loss.detach())} at epoch {epoch} step {step}; training "
-                                        f"stopped and {kept}; lower --lr (now {settings.lr}) and retry")
+                    raise TrainingError(f"the loss became {float(loss.detach())} at epoch {epoch} step {step}; "
+                                        f"training stopped and {kept}; lower --lr (now {settings.lr}) and retry")
                 optimizer.zero_grad(set_to_none=True)
                 if loss.requires_grad:  # no triplet at all (nothing mined) leaves nothing to learn from
                     loss.backward()

@@ -18,9 +18,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ...errors import SettingsError
 from .distances import Distance, L2Distance
 from .miners import AllTripletsMiner
-from ...errors import SettingsError
 
 REDUCTION_CHOICES = ("mean", "mean-nonzero", "sum")
 
@@ -73,7 +73,8 @@ def _pairs(indices_tuple: tuple[torch.Tensor, ...] | None, labels: torch.Tensor
         a, p, n = indices_tuple
         return a, p, a, n
     if len(indices_tuple) == 4:
-        return tuple(indices_tuple)  # type: ignore[return-value]
+        a1, p, a2, n = indices_tuple
+        return a1, p, a2, n
     raise SettingsError("indices_tuple must be (a, p, n) triplets or (a1, p, a2, n) pairs")
 
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import torch
 
-from .distances import Distance, L2Distance
 from ...errors import SettingsError
+from .distances import Distance, L2Distance
 
 MINER_CHOICES = ("semihard", "batch-hard", "random", "all")
 

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ...errors import SettingsError
 from ...runtime.device import resolve_device
 from ..models import DEFAULT_ENCODER, embedding_model, load_encoder
 from .binary_head import save_head
@@ -36,7 +37,6 @@ from .checkpoint import save_encoder
 from .dataset import IdentityDataset, Progress, default_cache_dir, image_chips
 from .loop import EmbeddingData, EpochLog, ImageData, PairValidation, StepLog, TrainResult, TrainSettings, train
 from .models import SmallResNet, count_parameters
-from ...errors import SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,8 @@ def build_encoder(encoder: str, *, embedding_dim: int = 128, freeze_encoder: boo
         if freeze_encoder:
             raise SettingsError("a new small-resnet has nothing to freeze; drop --freeze-encoder")
         arguments = {**SMALL_DEFAULTS, **(small or {}), "embedding_dim": embedding_dim}
-        model = SmallResNet(width=int(arguments["width"]), blocks=tuple(arguments["blocks"]),
-                            embedding_dim=embedding_dim)
+        model: nn.Module = SmallResNet(width=int(arguments["width"]), blocks=tuple(arguments["blocks"]),
+                                       embedding_dim=embedding_dim)
         return model, SMALL_RESNET, arguments, int(arguments.pop("chip_size", 96))
     if encoder == DEFAULT_ENCODER:
         base = load_encoder("cpu", DEFAULT_ENCODER)
@@ -95,7 +95,8 @@ def build_encoder(encoder: str, *, embedding_dim: int = 128, freeze_encoder: boo
     if is_saved_encoder(encoder):
         config = read_config(encoder)
         if freeze_encoder:
-            raise SettingsError("--freeze-encoder works with dlib-resnet-v1; a saved encoder trains on from its weights")
+            raise SettingsError("--freeze-encoder works with dlib-resnet-v1; "
+                                "a saved encoder trains on from its weights")
         model = load_saved_encoder(encoder).train()
         model.requires_grad_(True)
         if config.architecture == "dlib-resnet-projection":
@@ -180,13 +181,14 @@ def fit(data: str | os.PathLike, *, encoder: str, out: str | os.PathLike, settin
     frozen = architecture == "dlib-resnet-projection"
     head_only = frozen and settings.loss == "binary"
     if head_only and embedding_dim != 128:
-        raise SettingsError("a binary head on the frozen dlib-resnet-v1 takes its 128-D embeddings; drop --embedding-dim")
+        raise SettingsError("a binary head on the frozen dlib-resnet-v1 takes its 128-D embeddings; "
+                            "drop --embedding-dim")
     if frozen:
         vectors = base_embeddings(dataset.chips, cache_dir=cache_dir, device=dev, on_progress=on_progress)
-        trained: nn.Module = model.projection
+        trained: nn.Module = model.get_submodule("projection")  # a ProjectedEncoder's
         if head_only:
             trained.requires_grad_(False)  # the head alone learns; the projection stays the identity
-        train_data = EmbeddingData(vectors, dataset.labels)
+        train_data: EmbeddingData | ImageData = EmbeddingData(vectors, dataset.labels)
     else:
         trained, train_data = model, ImageData(dataset)
     validation = None

@@ -4,5 +4,16 @@ from .sources import Frame, FrameSource, VideoSourceError, open_source
 from .tracker import FaceTracker, Track, TrackerSettings
 from .watch import Watcher, WatchSettings, WatchStats, watch
 
-__all__ = ["Frame", "FrameSource", "VideoSourceError", "open_source", "FaceTracker", "Track", "TrackerSettings",
-           "Watcher", "WatchSettings", "WatchStats", "watch"]
+__all__ = [
+           "FaceTracker",
+           "Frame",
+           "FrameSource",
+           "Track",
+           "TrackerSettings",
+           "VideoSourceError",
+           "WatchSettings",
+           "WatchStats",
+           "Watcher",
+           "open_source",
+           "watch",
+]

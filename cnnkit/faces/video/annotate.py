@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ...runtime.extras import require
 from .sources import Frame, VideoSourceError
 from .watch import TrackState
-from ...runtime.extras import require
 
 KNOWN, UNKNOWN, PENDING = (60, 200, 80), (230, 70, 60), (230, 200, 60)
 
@@ -51,11 +52,11 @@ class AnnotatedWriter:
         self.path = Path(path)
         try:
             self._container = av.open(str(self.path), mode="w")
-        except (av.error.FFmpegError, OSError) as exc:  # type: ignore[attr-defined]
+        except (av.error.FFmpegError, OSError) as exc:
             raise VideoSourceError(f"{self.path}: cannot write video ({exc})") from None
         self._fps = max(1, round(fps))
         self._crf = crf
-        self._stream = None
+        self._stream: Any = None  # the PyAV video stream, added with the first frame (its size)
 
     def write(self, frame: Frame, states: list[TrackState]) -> None:
         av = require("av", extra="video", purpose="reading and writing video")

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
 from ...errors import SettingsError
 from ...runtime.extras import require
 
@@ -38,9 +39,9 @@ def place(photo: np.ndarray, *, cx: float, cy: float, scale: float = 1.0, angle:
     """The photo pasted on a 640x480 canvas, centred at (cx, cy), scaled, rotated (degrees), squashed vertically."""
     img = Image.fromarray(photo)
     w, h = img.size
-    img = img.resize((max(1, round(w * scale)), max(1, round(h * scale * squash))), Image.BILINEAR)
+    img = img.resize((max(1, round(w * scale)), max(1, round(h * scale * squash))), Image.Resampling.BILINEAR)
     if angle:
-        img = img.rotate(angle, resample=Image.BILINEAR, expand=True, fillcolor=(40, 40, 50))
+        img = img.rotate(angle, resample=Image.Resampling.BILINEAR, expand=True, fillcolor=(40, 40, 50))
     out = canvas.copy() if canvas is not None else _canvas()
     out.paste(img, (round(cx - img.size[0] / 2), round(cy - img.size[1] / 2)))
     return np.asarray(out)

@@ -75,7 +75,7 @@ class AVSource(FrameSource):
         self.live = live
         try:
             self._container = av.open(url, format=format, options=options or {})
-        except (av.error.FFmpegError, OSError) as exc:  # type: ignore[attr-defined]
+        except (av.error.FFmpegError, OSError) as exc:
             what = "camera" if live else "video"
             raise VideoSourceError(f"{url}: cannot open this {what} ({exc}); check the path or device "
                                    "and that FFmpeg can read it") from None
@@ -104,7 +104,7 @@ class AVSource(FrameSource):
                     t = index / self.fps
                 yield Frame(index, t, frame.to_ndarray(format="rgb24"))
                 index += 1
-        except av.error.FFmpegError as exc:  # type: ignore[attr-defined]
+        except av.error.FFmpegError as exc:
             raise VideoSourceError(f"{self.name}: decoding stopped at frame {index} ({exc})") from None
 
     def close(self) -> None:

@@ -23,9 +23,9 @@ import numpy as np
 import torch
 
 from ...errors import SettingsError
+from ...runtime.extras import require
 from ..boxes import pairwise_overlap
 from ..types import Face
-from ...runtime.extras import require
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -141,7 +141,8 @@ class FaceTracker:
             track.face, track.last_seen, track.last_frame = faces[j], time, frame
             if emb is not None and track.embedding is None:
                 track.embedding = emb
-        return TrackUpdate(assigned, embeddings, self._expire(time))  # type: ignore[arg-type]
+        tracks = [t for t in assigned if t is not None]  # every face has its track by now
+        return TrackUpdate(tracks, embeddings, self._expire(time))
 
     def _lose(self, track: Track) -> None:
         self.tracks.pop(track.id, None)

@@ -24,14 +24,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ...errors import SettingsError
+from ..liveness.check import LivenessCheck, LivenessSettings
 from ..models import DEFAULT_ENCODER
 from ..recognizer import Recognizer
 from ..settings import MIN_FACE_SIZE, DetectorSettings
-from ..liveness.check import LivenessCheck, LivenessSettings
 from ..types import Face
 from .sources import Frame, FrameSource
 from .tracker import FaceTracker, Track, TrackerSettings
-from ...errors import SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +203,7 @@ class Watcher:
             if j in update.embeddings:
                 yield from self._identify(state, update.embeddings[j], t)
         if self.settings.liveness is not None:
-            yield from self._liveness(frame, faces, states)
+            yield from self._liveness(frame, faces, states, self.settings.liveness)
         if on_frame is not None:
             on_frame(frame, states)
 
@@ -227,19 +227,20 @@ class Watcher:
         if changed:
             yield state.summary("identified")
 
-    def _liveness(self, frame: Frame, faces: list[Face], states: list[TrackState]) -> Iterator[dict]:
-        pending = [(face, st) for face, st in zip(faces, states)
+    def _liveness(self, frame: Frame, faces: list[Face], states: list[TrackState],
+                  settings: LivenessSettings) -> Iterator[dict]:
+        pending = [(face, st, st.liveness) for face, st in zip(faces, states)
                    if st.liveness is not None and st.liveness.result is None]
         if not pending:
             return
         eyes = mouths = [None] * len(pending)
-        if self.settings.liveness.needs_mesh:  # type: ignore[union-attr]
+        if settings.needs_mesh:
             from ..liveness.iris import eyes_and_mouth
 
-            eye_points, mouth_points = eyes_and_mouth(frame.image, [f for f, _ in pending], device=self.device)
+            eye_points, mouth_points = eyes_and_mouth(frame.image, [f for f, _, _ in pending], device=self.device)
             eyes, mouths = list(eye_points), list(mouth_points)
-        for (face, st), eye, mouth in zip(pending, eyes, mouths):
-            result = st.liveness.add(frame.time, face.landmarks, eye, mouth)  # type: ignore[union-attr]
+        for (face, st, check), eye, mouth in zip(pending, eyes, mouths):
+            result = check.add(frame.time, face.landmarks, eye, mouth)
             if result is not None and not st.liveness_reported:
                 st.liveness_reported = True
                 yield st.summary("liveness")

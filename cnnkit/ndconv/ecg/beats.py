@@ -32,6 +32,7 @@ Windows are cut `MARGIN` samples wider on each side so training can shift them
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -147,14 +148,14 @@ def beat_inputs(signal: np.ndarray, fs: int, positions: np.ndarray) -> BeatInput
     return BeatInputs(windows=windows, rr=rr_features(positions, fs), positions=positions)
 
 
-def check_rr_names(names: tuple[str, ...] | list[str]) -> None:
+def check_rr_names(names: Sequence[str]) -> None:
     """ValueError when a name is not one of RR_FEATURES."""
     unknown = [n for n in names if n not in RR_FEATURES]
     if unknown:
         raise SettingsError(f"unknown RR features {unknown}; known: {', '.join(RR_FEATURES)}")
 
 
-def select_rr(rr: np.ndarray, names: tuple[str, ...] | list[str]) -> np.ndarray:
+def select_rr(rr: np.ndarray, names: Sequence[str]) -> np.ndarray:
     """The columns `names` (from RR_FEATURES) of an (n, len(RR_FEATURES)) RR feature array."""
     check_rr_names(names)
     return rr[:, [RR_FEATURES.index(n) for n in names]]

@@ -7,9 +7,10 @@ the reference beat they match within 150 ms, and `NO_BEAT` when they match none.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -35,7 +36,7 @@ class BeatSet:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def subset(self, mask: np.ndarray) -> "BeatSet":
+    def subset(self, mask: np.ndarray) -> BeatSet:
         return BeatSet(self.windows[mask], self.rr[mask], self.labels[mask], self.records[mask], self.positions[mask])
 
     def counts(self) -> dict[str, int]:
@@ -56,7 +57,7 @@ def load_beats(data_dir: str | Path, records: Iterable[str], *,
     parts, detection = [], {}
     for name in records:
         rec = read_record(data_dir / name)
-        if rec.beats is None:
+        if rec.beats is None or rec.symbols is None:
             raise SignalError(f"record {name} in {data_dir} has no reference annotations ({name}.atr)")
         ref_labels = class_index(list(rec.symbols))
         if positions == "reference":

@@ -11,15 +11,15 @@ of `beats.RR_FEATURES` (`side_names`), and gives each part its own columns.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
+from ...errors import SettingsError
 from ..models import ResNetConfig, build_model
 from .beats import RR_FEATURES, check_rr_names
 from .rr_logistic import RRLogistic
-from ...errors import SettingsError
 
 ARCHITECTURE = "ecg-ensemble"
 
@@ -31,6 +31,9 @@ def union_names(*groups: Sequence[str]) -> tuple[str, ...]:
 
 
 class EcgEnsemble(nn.Module):
+    cnn_cols: torch.Tensor  # buffers: the columns of the side features each part reads
+    rr_cols: torch.Tensor
+
     def __init__(self, config: ResNetConfig, *, members: int, cnn_features: Sequence[str],
                  rr_model_features: Sequence[str], rr_share: float):
         super().__init__()

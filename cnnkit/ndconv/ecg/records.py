@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import SignalError
-from .aami import is_beat
 from ...runtime.extras import require
+from .aami import is_beat
 
 log = logging.getLogger(__name__)
 

@@ -18,12 +18,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...runtime.training import class_weights
 from ...errors import SettingsError
+from ...runtime.training import class_weights
 
 
 class RRLogistic(nn.Module):
     """logits = W ((rr - mean) / scale) + b; mean and scale are stored with the weights."""
+
+    mean: torch.Tensor  # buffers
+    scale: torch.Tensor
 
     def __init__(self, features: int, classes: int):
         super().__init__()

@@ -23,24 +23,25 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator, Literal
+from typing import Literal
 
 import numpy as np
 import torch
 from torch import nn
 
+from ...errors import SettingsError
+from ...runtime.training import EpochReport, FitResult, FitSettings, class_weights, fit, predict_batches
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..metrics import class_reports, confusion_matrix, macro_f1
 from ..models import ResNetConfig
-from ...runtime.training import EpochReport, FitResult, FitSettings, class_weights, fit, predict_batches
 from .aami import CLASSES, DS1, DS2
 from .beats import MARGIN, MODEL_FS, RR_FEATURES, check_rr_names, crop_windows, select_rr, window_length
+from .dataset import Q_LABEL, BeatSet, load_beats
 from .ensemble import ARCHITECTURE, EcgEnsemble, ensemble_from_info, union_names
 from .rr_logistic import fit_rr_logistic
-from .dataset import Q_LABEL, BeatSet, load_beats
-from ...errors import SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -266,8 +267,8 @@ def save_ecg(path: str | Path, trained: TrainedEcg) -> Path:
 
 def load_ecg(checkpoint: str | Path, *, device: str = "auto"):
     """An ECG checkpoint, refused when it was made for other beat inputs (RR features, rate, window)."""
-    from ...runtime.device import resolve_device
     from ...errors import CheckpointError
+    from ...runtime.device import resolve_device
 
     ck = load_checkpoint(checkpoint, task=TASK, device=resolve_device(device),
                          builders={ARCHITECTURE: ensemble_from_info})

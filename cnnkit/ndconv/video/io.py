@@ -33,7 +33,7 @@ def write_video(path: str | Path, frames: np.ndarray, *, fps: int = 25, codec: s
     frames = np.asarray(frames)
     if frames.ndim != 3 or frames.dtype != np.uint8:
         raise SettingsError(f"frames must be uint8 (T, H, W), got {frames.dtype} {frames.shape}")
-    t, h, w = frames.shape
+    _t, h, w = frames.shape
     if codec != "ffv1" and (h % 2 or w % 2):
         raise SettingsError(f"{codec} needs even frame sizes, got {h}x{w}")
     path = Path(path)

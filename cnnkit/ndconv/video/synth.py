@@ -11,6 +11,7 @@ beat chance (25 %). The same seed gives the same clips.
 from __future__ import annotations
 
 import numpy as np
+
 from ...errors import SettingsError
 
 DIRECTIONS = ("up", "down", "left", "right")

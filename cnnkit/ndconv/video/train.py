@@ -16,21 +16,22 @@ a real video file, decoded back with PyAV, and classified.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 import numpy as np
 import torch
 from torch import nn
 
+from ...errors import SettingsError
+from ...runtime.training import EpochReport, FitResult, FitSettings, fit, predict_batches
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..layers import count_parameters
 from ..metrics import accuracy, confusion_matrix
 from ..models import ResNetConfig, build_model
-from ...runtime.training import EpochReport, FitResult, FitSettings, fit, predict_batches
 from .synth import DIRECTIONS, make_clips
-from ...errors import SettingsError
 
 TASK = "video"
 Arch = Literal["3d", "2d", "frames2d"]
@@ -71,7 +72,7 @@ class VideoSettings:
         return d
 
 
-def clips_to_tensor(clips: np.ndarray) -> torch.Tensor:
+def clips_to_tensor(clips: np.ndarray | torch.Tensor) -> torch.Tensor:
     """uint8 (n, T, H, W) -> float (n, 1, T, H, W), zero mean, about unit spread."""
     x = torch.as_tensor(np.asarray(clips))
     return ((x.float() / 255.0) - 0.5).unsqueeze(1) * 4.0
@@ -122,7 +123,7 @@ def train_video(*, settings: VideoSettings = VideoSettings(), on_epoch: Callable
         val_acc.append(accuracy(val_y, predict_clips(m, val_x).argmax(1)))
         return val_acc[-1]
 
-    result = fit(model, batches=batches, steps_per_epoch=n // bs, loss_fn=lambda z, y: loss(z, y),
+    result = fit(model, batches=batches, steps_per_epoch=n // bs, loss_fn=loss,
                  settings=settings.train, validate=validate, on_epoch=on_epoch, on_step=on_step)
     return TrainedVideo(model, settings, result, count_parameters(model), val_acc[result.best_epoch - 1])
 
@@ -173,7 +174,7 @@ def evaluate_on_video(model: nn.Module, clips: np.ndarray, labels: np.ndarray, p
     frames = clips.reshape(-1, *clips.shape[2:])
     write_video(path, frames, codec=codec)
     t0 = time.perf_counter()
-    decoded, starts, _ = read_clips(path, clip_frames=clips.shape[1], size=clips.shape[2])
+    decoded, _starts, _ = read_clips(path, clip_frames=clips.shape[1], size=clips.shape[2])
     decode_s = time.perf_counter() - t0
     if len(decoded) != len(labels):
         raise RuntimeError(f"decoded {len(decoded)} clips from {path}, wrote {len(labels)}")

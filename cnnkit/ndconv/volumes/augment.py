@@ -17,6 +17,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+
 from ...errors import SettingsError
 
 Mode = Literal["none", "flips", "cube"]

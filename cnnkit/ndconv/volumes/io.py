@@ -98,7 +98,7 @@ def read_volumes(path: str | Path) -> list[tuple[str, np.ndarray]]:
         raise VolumeError(f"cannot read {source}: {exc}") from None
     if not arrays:
         raise VolumeError(f"{source} holds no arrays")
-    out = []
+    out: list[tuple[str, np.ndarray]] = []
     for name, a in arrays:
         check_dtype(a, name)
         if a.ndim == 4 and a.shape[-1] == 1:

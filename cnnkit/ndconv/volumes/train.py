@@ -14,19 +14,19 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import load_checkpoint, save_checkpoint
 from ...errors import SettingsError, VolumeError
+from ...runtime.training import EpochReport, FitResult, FitSettings, fit
+from ..checkpoint import load_checkpoint, save_checkpoint
 from ..metrics import accuracy, confusion_matrix, roc_auc
 from ..models import ResNetConfig, build_model
-from ...runtime.training import EpochReport, FitResult, FitSettings, fit
 from .augment import MODES, Mode, augment, symmetry_views
 from .io import as_model_input, load_split
 

@@ -28,9 +28,11 @@ def office(tmp_path, capsys):
 
 
 def test_verify_exit_status(office, capsys):
-    code, out, _ = run(capsys, "faces", "verify", "--gallery", office, "Abdullah Gul", str(lfw_image("Abdullah_Gul", 3)))
+    code, out, _ = run(capsys, "faces", "verify", "--gallery", office, "Abdullah Gul",
+                       str(lfw_image("Abdullah_Gul", 3)))
     assert code == 0 and out.startswith("match") and "threshold" in out
-    code, out, _ = run(capsys, "faces", "verify", "--gallery", office, "Abdullah Gul", str(lfw_image("Aaron_Eckhart", 1)))
+    code, out, _ = run(capsys, "faces", "verify", "--gallery", office, "Abdullah Gul",
+                       str(lfw_image("Aaron_Eckhart", 1)))
     assert code == 1 and out.startswith("no match")
     code, _, err = run(capsys, "faces", "verify", "--gallery", office, "Nobody", str(lfw_image("Aaron_Eckhart", 1)))
     assert code == 2 and "nobody called 'Nobody'" in err
@@ -90,7 +92,8 @@ def test_duplicate_names_need_an_id(office, capsys):
 
 
 def test_more_photos_rename_remove_export_import_check(office, capsys, tmp_path):
-    code, out, _ = run(capsys, "faces", "enroll", "--gallery", office, "Abdullah Gul", str(lfw_image("Abdullah_Gul", 2)))
+    code, out, _ = run(capsys, "faces", "enroll", "--gallery", office, "Abdullah Gul",
+                       str(lfw_image("Abdullah_Gul", 2)))
     assert "2 photo(s)" in out
     assert run(capsys, "faces", "rename", "--gallery", office, "Adrien Brody", "A. Brody")[0] == 0
     code, out, _ = run(capsys, "faces", "remove", "--gallery", office, "Ai Sugiyama")
@@ -128,7 +131,8 @@ def test_gallery_that_is_not_a_gallery(capsys, tmp_path):
     junk.write_text("definitely not sqlite" * 50)
     code, _, err = run(capsys, "faces", "people", "--gallery", str(junk))
     assert code == 2 and "not a cnnkit gallery" in err
-    code, _, err = run(capsys, "faces", "identify", "--gallery", str(tmp_path / "none.db"), str(lfw_image("Aaron_Eckhart", 1)))
+    code, _, err = run(capsys, "faces", "identify", "--gallery", str(tmp_path / "none.db"),
+                       str(lfw_image("Aaron_Eckhart", 1)))
     assert code == 2 and "no such gallery" in err
 
 

@@ -166,7 +166,7 @@ def test_export_import_round_trip(tmp_path, gallery):
     gallery.set_threshold(0.55, {"method": "test"})
     out = tmp_path / "export.npz"
     assert export_gallery(gallery, out) == {"people": 2, "embeddings": 5}
-    manifest, vectors = read_export(out)
+    _manifest, vectors = read_export(out)
     np.testing.assert_array_equal(vectors, vecs)
     with Gallery(tmp_path / "copy.db", create=True) as copy:
         assert import_gallery(copy, out) == {"people": 2, "embeddings": 5}

@@ -16,7 +16,6 @@ from cnnkit.faces.gallery import Gallery, GalleryError
 from cnnkit.faces.gallery.backends import backend_of
 from cnnkit.faces.gallery.migrate import compare_galleries, migrate_gallery
 from cnnkit.faces.gallery.store import EmbeddingRecord
-
 from tests.conftest import lfw_image
 
 pytest.importorskip("milvus_lite", reason="Milvus Lite is not installed (pip install milvus-lite)")
@@ -63,8 +62,10 @@ def test_location_chooses_the_backend(tmp_path):
     assert backend_of("milvus-lite://x.db") == "milvus-lite"
     from cnnkit.faces.gallery.milvus_store import MilvusLocation
 
-    assert MilvusLocation.parse("milvus://db.example:19531/office") == MilvusLocation("http://db.example:19531", "office", False)
-    assert MilvusLocation.parse("milvus-lite:///tmp/a.db?collection=site2") == MilvusLocation("/tmp/a.db", "site2", True)
+    assert (MilvusLocation.parse("milvus://db.example:19531/office")
+            == MilvusLocation("http://db.example:19531", "office", False))
+    assert (MilvusLocation.parse("milvus-lite:///tmp/a.db?collection=site2")
+            == MilvusLocation("/tmp/a.db", "site2", True))
     for bad, message in [("milvus://host:19530", "COLLECTION"), ("milvus://host/a/b", "COLLECTION"),
                          ("milvus-lite://a.txt", "end in .db"), ("milvus-lite://a.db?x=1", "collection=NAME"),
                          ("milvus://host/9lives", "letters, digits")]:
@@ -97,7 +98,7 @@ def test_search_ranks_people_not_photos(gallery):
     others = [gallery.enroll_embeddings(f"P{i}", records(unit(rng, 1), f"p{i}")).id for i in range(5)]
     (hits,) = gallery.search(base[None], top_k=4)
     assert len(hits) == 4 and len({h.person_id for h in hits}) == 4
-    assert hits[0].person_id == gallery.resolve("Many").id and set(h.person_id for h in hits[1:]) <= set(others)
+    assert hits[0].person_id == gallery.resolve("Many").id and {h.person_id for h in hits[1:]} <= set(others)
     assert [h.distance for h in hits] == sorted(h.distance for h in hits)
 
 

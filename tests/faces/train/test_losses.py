@@ -11,8 +11,7 @@ import torch
 
 from cnnkit.faces.train.distances import CosineSimilarity, L2Distance, make_distance
 from cnnkit.faces.train.losses import ContrastiveLoss, TripletMarginLoss, triplet_active_fraction
-from cnnkit.faces.train.miners import (AllTripletsMiner, BatchHardMiner, RandomTripletsMiner, SemiHardMiner,
-                                       make_miner)
+from cnnkit.faces.train.miners import AllTripletsMiner, BatchHardMiner, RandomTripletsMiner, SemiHardMiner, make_miner
 
 DISTANCES = ["squared-l2", "l2", "cosine"]
 

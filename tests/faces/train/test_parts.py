@@ -10,8 +10,14 @@ import torch
 
 from cnnkit.errors import WeightsError
 from cnnkit.faces.train.augment import Augment
-from cnnkit.faces.train.binary_head import (BinaryHead, BinaryHeadLoss, fit_binary_head, load_head, pair_features,
-                                            save_head)
+from cnnkit.faces.train.binary_head import (
+    BinaryHead,
+    BinaryHeadLoss,
+    fit_binary_head,
+    load_head,
+    pair_features,
+    save_head,
+)
 from cnnkit.faces.train.sampler import PKSampler
 
 

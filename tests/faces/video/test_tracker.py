@@ -45,7 +45,7 @@ def test_embedding_is_asked_only_for_new_and_due_faces():
     tracker = FaceTracker()
     for i in range(10):
         tracker.update([face(100 + i, 100)], time=i / 25, frame=i, embed=embed,
-                       due=lambda t: i == 7)
+                       due=lambda t, i=i: i == 7)
     assert asked == [[0], [0]]  # at birth and at the re-check
 
 
