@@ -90,6 +90,17 @@ class ProjectedEncoder(nn.Module):
         return self.projection(self.base(x))
 
 
+class ScaledInput(nn.Module):
+    """`model((x - mean) * scale)`: an encoder that wants its RGB 0-255 chips normalised first."""
+
+    def __init__(self, model: nn.Module, *, mean: float, scale: float) -> None:
+        super().__init__()
+        self.model, self.mean, self.scale = model, float(mean), float(scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model((x.float() - self.mean) * self.scale)
+
+
 def build_dlib_resnet(arguments: dict) -> nn.Module:
     return DlibResNet()
 

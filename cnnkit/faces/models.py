@@ -42,11 +42,11 @@ def _load_detector(device: str):
 
 @functools.lru_cache(maxsize=8)
 def _load_encoder(device: str, ref: str):
-    if ref != DEFAULT_ENCODER:
+    if ref not in registry_encoders():
         from .saved_encoder import load_saved_encoder
 
         return load_saved_encoder(ref, device)
-    return load_model(DEFAULT_ENCODER, device)
+    return load_model(ref, device)
 
 
 @dataclass(frozen=True)
@@ -63,28 +63,48 @@ class EncoderSpec:
     dim: int
     chip_size: int
     template: tuple[tuple[float, float], ...] = tuple(map(tuple, DLIB_CHIP_TEMPLATE.tolist()))
+    #: Scale embeddings to unit length after flip averaging (encoders trained with a cosine loss).
+    unit_length: bool = False
+    #: A fusion: (part encoder, weight) pairs whose embeddings are concatenated (see catalog.FusionInfo).
+    parts: tuple[tuple[str, float], ...] = ()
 
     @property
     def template_array(self) -> np.ndarray:
         return np.asarray(self.template, dtype=np.float64)
 
 
+def registry_encoders() -> list[str]:
+    """The names of the pretrained face encoders: weights in the registry, and fusions of them."""
+    from .catalog import ENCODERS, FUSIONS
+
+    return [*ENCODERS, *FUSIONS]
+
+
 @functools.lru_cache(maxsize=16)
 def encoder_spec(encoder: str = DEFAULT_ENCODER) -> EncoderSpec:
+    """How to use `encoder`: a pretrained one by name, or a saved encoder's folder."""
     from ..errors import WeightsError
     from ..weights import get_spec
+    from .catalog import ENCODERS, FUSIONS
     from .saved_encoder import is_saved_encoder, read_config
+    from .templates import TEMPLATES
 
-    if encoder == DEFAULT_ENCODER:
-        spec = get_spec(encoder)
-        return EncoderSpec(encoder, f"{spec.members[0].sha256[:12]}-{ALIGNMENT_VERSION}", spec.embedding_size or 128,
-                           (spec.input_size or (3, 150, 150))[-1])
+    if encoder in FUSIONS:
+        parts = FUSIONS[encoder].parts
+        specs = [encoder_spec(name) for name, _ in parts]
+        return EncoderSpec(encoder, "+".join(s.version for s in specs), sum(s.dim for s in specs),
+                           specs[0].chip_size, specs[0].template, parts=parts)
+    if encoder in ENCODERS:
+        info, spec = ENCODERS[encoder], get_spec(encoder)
+        return EncoderSpec(encoder, f"{spec.members[0].sha256[:12]}-{ALIGNMENT_VERSION}", info.dim, info.chip_size,
+                           tuple(map(tuple, TEMPLATES[info.template].tolist())), info.unit_length)
     if is_saved_encoder(encoder):
         config = read_config(encoder)
         return EncoderSpec(str(config.path), f"{config.sha256[:12]}-{ALIGNMENT_VERSION}", config.embedding_dim,
                            config.chip_size)
-    raise WeightsError(f"unknown encoder {encoder!r}: give {DEFAULT_ENCODER!r} or the folder of a saved encoder "
-                       "(with config.json and model.safetensors)")
+    raise WeightsError(f"unknown encoder {encoder!r}: give one of {', '.join([*ENCODERS, *FUSIONS])} or the "
+                       "folder of a saved "
+                       "encoder (with config.json and model.safetensors)")
 
 
 @dataclass(frozen=True)
@@ -102,7 +122,7 @@ class EmbeddingModel:
 
     @property
     def id(self) -> str:
-        name = (self.encoder if self.encoder == DEFAULT_ENCODER
+        name = (self.encoder if "/" not in self.encoder and self.encoder in registry_encoders()
                 else f"saved:{self.encoder.rstrip('/').rsplit('/', 1)[-1]}")
         return f"{name}+flip" if self.flip else name
 

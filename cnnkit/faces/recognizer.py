@@ -145,6 +145,9 @@ class Recognizer:
         self.flip = flip
         self.detector = detector
         self.batch_size = batch_size
+        # A fusion embeds with each part (its own chips) and concatenates, each scaled by sqrt(weight).
+        self.parts = [(Recognizer(name, device=self.device, flip=flip, detector=detector, batch_size=batch_size),
+                       float(np.sqrt(weight))) for name, weight in self.spec.parts]
 
     @classmethod
     def for_model(cls, model: EmbeddingModel, **kwargs) -> Recognizer:
@@ -158,7 +161,10 @@ class Recognizer:
     def load(self) -> None:
         """Load the detector and the encoder now (they load on first use otherwise)."""
         load_detector(self.device)
-        load_encoder(self.device, self.spec.ref)
+        for part, _ in self.parts:
+            part.load()
+        if not self.parts:
+            load_encoder(self.device, self.spec.ref)
 
     # -- the steps ------------------------------------------------------------------------
 
@@ -170,6 +176,8 @@ class Recognizer:
 
         S is the encoder's chip size unless `size` asks for another (to look at, not to encode).
         """
+        if self.parts and size is None:
+            return self.parts[0][0].chips(image, faces)  # to look at: the first part's
         size = size or self.spec.chip_size
         if not faces:
             return torch.zeros((0, 3, size, size), device=self.device)
@@ -179,15 +187,31 @@ class Recognizer:
 
     def embed_chips(self, chips: torch.Tensor | np.ndarray) -> np.ndarray:
         """Embeddings (N, D) float32 of aligned chips: uint8 (N, S, S, 3) numpy, or float (N, 3, S, S) 0-255."""
-        return run_encoder(load_encoder(self.device, self.spec.ref), chips, flip=self.flip,
-                           batch_size=self.batch_size, dim=self.spec.dim)
+        if self.parts:
+            raise SettingsError(f"{self.spec.ref} fuses encoders with chips of their own; use embed() or "
+                                "embed_faces()")
+        out = run_encoder(load_encoder(self.device, self.spec.ref), chips, flip=self.flip,
+                          batch_size=self.batch_size, dim=self.spec.dim)
+        if self.spec.unit_length and len(out):
+            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out
+
+    def embed_faces(self, image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
+        """Embeddings (N, D) of the given faces of one image."""
+        return self._embeddings([image], [faces])
+
+    def _embeddings(self, images: Sequence[np.ndarray], faces: Sequence[Sequence[Face]]) -> np.ndarray:
+        """The embeddings of every face of every image, in order; all chips go through the encoder together."""
+        if self.parts:
+            return np.concatenate([scale * part._embeddings(images, faces) for part, scale in self.parts], axis=1)
+        chips = [self.chips(image, fs) for image, fs in zip(images, faces) if fs]
+        return self.embed_chips(torch.cat(chips)) if chips else np.zeros((0, self.spec.dim), np.float32)
 
     def embed(self, images: Sequence[np.ndarray], faces: Sequence[Sequence[Face]]) -> list[list[Face]]:
         """The given faces of each image with their embeddings; all chips go through the encoder together."""
         if len(faces) != len(images):
             raise SettingsError(f"got {len(images)} images but {len(faces)} lists of faces")
-        chips = [self.chips(image, fs) for image, fs in zip(images, faces) if fs]
-        embeddings = self.embed_chips(torch.cat(chips)) if chips else np.zeros((0, self.spec.dim), np.float32)
+        embeddings = self._embeddings(images, faces)
         out, start = [], 0
         for fs in faces:
             out.append([replace(f, embedding=e) for f, e in zip(fs, embeddings[start:start + len(fs)])])

@@ -27,3 +27,19 @@ DLIB_CHIP_TEMPLATE = np.array(
     ],
     dtype=np.float64,
 )
+
+#: The five-point template of ArcFace-family encoders (insightface's `arcface_dst`, for 112 x 112
+#: chips, the one SFace and MobileFaceNet were trained with), in the same units: its pixel
+#: coordinates (pixel centres on integers, as OpenCV's warpAffine) divided by 112 - 1.
+ARCFACE_TEMPLATE = np.array(
+    [
+        [38.2946, 51.6963],
+        [73.5318, 51.5014],
+        [56.0252, 71.7366],
+        [41.5493, 92.3655],
+        [70.7299, 92.2041],
+    ],
+    dtype=np.float64,
+) / 111.0
+
+TEMPLATES = {"dlib": DLIB_CHIP_TEMPLATE, "arcface": ARCFACE_TEMPLATE}

@@ -18,6 +18,10 @@ from .models import DEFAULT_ENCODER
 THRESHOLDS: dict[tuple[str, bool], float] = {
     ("dlib-resnet-v1", True): 0.6041,   # View-1 DevTest accuracy at this threshold: 99.0 %
     ("dlib-resnet-v1", False): 0.6189,  # 98.5 % (dlib's own rule of thumb is 0.6)
+    # python -m tools.dev_encoders (bench/results/dev_encoders.json): DevTrain-chosen, DevTest accuracy
+    ("sface-2021dec", True): 1.1143,    # 99.1 %
+    ("w600k-mbf", True): 1.2088,        # 99.4 %
+    ("dlib-resnet-v1+sface-2021dec", True): 0.7577,  # 99.1 % (AUC 0.9991)
 }
 
 

@@ -35,6 +35,7 @@ from ..errors import (
 )
 from ..faces.gallery import Gallery, Person, enrollment_record
 from ..faces.gallery.gallery import PICK_CHOICES
+from ..faces.gallery.openset import OperatingPoint
 from ..faces.gallery.store import EmbeddingRecord
 from ..faces.types import Face, embedding_of
 from .engine import FaceEngine
@@ -137,16 +138,17 @@ class FaceService:
         (upload,) = await self.decode(files)
         (faces,) = await self.faces_of([upload])
 
-        def search() -> tuple[float, list]:
+        def search() -> tuple[OperatingPoint, list]:
             if not faces:
-                return self.gallery.threshold, []
+                return self.gallery.operating_point(), []
             vectors = np.stack([embedding_of(f) for f in faces])
             answers = self.gallery.identify_embeddings(vectors, top_k=top_k, faces=faces)
-            return (answers[0].threshold, answers)
+            return answers[0].operating_point, answers
 
-        threshold, answers = await self._searching(search)
+        point, answers = await self._searching(search)
         height, width = upload.image.shape[:2]
-        return {"width": width, "height": height, "threshold": threshold, "faces": [a.to_dict() for a in answers]}
+        return {"width": width, "height": height, "threshold": point.threshold, "operating_point": point.to_dict(),
+                "faces": [a.to_dict() for a in answers]}
 
     async def verify(self, files: list[RawUpload], *, person_id: int | None, name: str | None) -> dict:
         person = await run_in_threadpool(self.resolve, person_id, name)

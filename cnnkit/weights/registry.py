@@ -32,10 +32,11 @@ CATALOGS = ("cnnkit.faces.catalog", "cnnkit.style.catalog")
 
 @dataclass(frozen=True)
 class Member:
-    """One file inside a registry package: its path inside the package and its sha256."""
+    """One file inside a registry package: its path inside the package, its sha256 and its size in bytes."""
 
     path: str
     sha256: str
+    size: int = 0
 
     @property
     def filename(self) -> str:
@@ -63,6 +64,15 @@ class WeightSpec:
     normalisation: str = ""
     embedding_size: int | None = None
     homepage: str = ""
+    #: A measured figure, with where it was measured (shown by `cnnkit weights list`).
+    accuracy: str = ""
+    #: Said whenever the weight is fetched: terms a user must know (e.g. non-commercial use only).
+    license_note: str = ""
+
+    @property
+    def size(self) -> int:
+        """Bytes of the member files (as published)."""
+        return sum(m.size for m in self.members)
 
     @property
     def requirement(self) -> str:

@@ -126,6 +126,8 @@ def fetch(
     spec = get_spec(name)
     target = converted_path(spec.name)
     say = report or (log.info)
+    if spec.license_note:
+        say(f"{spec.name}: licence {spec.license}: {spec.license_note}")
     if target.exists() and not force:
         try:
             load_state_dict(spec.name)

@@ -71,10 +71,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("source", metavar="FILE.npz")
     p.set_defaults(run=run_import)
 
-    p = gallery_parser("calibrate", "set the threshold from labelled pairs for a target false-accept rate")
-    p.add_argument("--pairs", required=True, help="pairs file in LFW's format")
-    p.add_argument("--images", required=True, help="folder with NAME/NAME_NNNN.jpg images")
-    p.add_argument("--far", type=float, default=1e-3, help="target false-accept rate (default 1e-3)")
+    p = gallery_parser("calibrate", "1:1: the threshold from labelled pairs for a target false-accept rate "
+                                    "(--pairs --images --far); 1:K: the impostor distances of the gallery's "
+                                    "own people and a target false-positive identification rate (--fpir)")
+    p.add_argument("--pairs", help="pairs file in LFW's format (1:1)")
+    p.add_argument("--images", help="folder with NAME/NAME_NNNN.jpg images (1:1)")
+    p.add_argument("--far", type=float, default=1e-3, help="target false-accept rate of 1:1 (default 1e-3)")
+    p.add_argument("--fpir", type=float, help="1:K: the share of strangers identify may let through, e.g. 0.01; "
+                   "measured on the gallery's own people (15 or more)")
     p.add_argument("--device", default="auto")
     p.set_defaults(run=run_calibrate)
 
@@ -127,6 +131,9 @@ def run_identify(args: argparse.Namespace) -> int:
             if r.error:
                 print(f"{r.image}: error: {r.error}")
                 continue
+            if r.operating_point is not None:
+                op = r.operating_point
+                print(f"{r.image}: threshold {op.threshold:.3f} for {op.people} people at FPIR {op.fpir:g}")
             if not r.faces:
                 print(f"{r.image}: no face")
             for k, face in enumerate(r.faces):
@@ -135,7 +142,7 @@ def run_identify(args: argparse.Namespace) -> int:
                 others = ", ".join(f"{c.name} {c.distance:.3f}" for c in face.candidates)
                 dist = "-" if face.distance is None else f"{face.distance:.3f}"
                 print(f"{r.image}: face {k} at ({x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f}): {who} distance {dist} "
-                      f"(threshold {face.threshold:.3f}; nearest: {others or 'nobody enrolled'})")
+                      f"(nearest: {others or 'nobody enrolled'})")
     return 1 if any(r.error for r in results) else 0
 
 
@@ -190,8 +197,17 @@ def run_import(args: argparse.Namespace) -> int:
 
 def run_calibrate(args: argparse.Namespace) -> int:
     from ...faces.evaluate import read_pairs
-    from ...faces.gallery.calibrate import calibrate
+    from ...faces.gallery.calibrate import calibrate, calibrate_identification
 
+    if args.fpir is not None:
+        with _open(args) as gallery:
+            point = calibrate_identification(gallery, fpir=args.fpir)
+        print(f"identify: threshold {point['threshold']:.4f} for {point['people']} people at FPIR {point['fpir']:g} "
+              f"(impostor distances of {point['pairs']:,} pairs of the gallery's people)")
+        if args.pairs is None:
+            return 0
+    if args.pairs is None or args.images is None:
+        raise SettingsError("calibrate needs --pairs and --images (1:1), or --fpir (1:K)")
     pairs = read_pairs(args.pairs)
     n_images = len({p.first for p in pairs} | {p.second for p in pairs})
     with _open(args) as gallery, progress_bar(total=n_images, unit="img", desc="calibrate") as bar:

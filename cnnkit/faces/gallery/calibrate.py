@@ -55,3 +55,34 @@ def calibrate(gallery: Gallery, pairs_path: str | Path, images_dir: str | Path, 
     }
     gallery.set_threshold(threshold, source)
     return {"threshold": threshold, **source}
+
+
+#: Fewest people a gallery needs to measure its own impostor distances (their pairs: 15 people give 105).
+MIN_PEOPLE_FOR_IMPOSTORS = 15
+
+
+def calibrate_identification(gallery: Gallery, *, fpir: float | None = None) -> dict:
+    """Measure the impostor distances among the gallery's own people and identify at `fpir` with them.
+
+    One embedding per person (their first), every pair of people is an impostor
+    pair; the 1:K threshold then follows the gallery's size (openset.py). The
+    gallery's own people are the best sample of the faces it will see, but a
+    small gallery measures the tail poorly: from MIN_PEOPLE_FOR_IMPOSTORS people on.
+    """
+    from .openset import ImpostorTable
+
+    people = gallery.people()
+    if len(people) < MIN_PEOPLE_FOR_IMPOSTORS:
+        raise CnnkitError(f"{gallery.path}: {len(people)} people; measuring impostor distances needs at least "
+                          f"{MIN_PEOPLE_FOR_IMPOSTORS} (the encoder's own table is used until then)")
+    vectors = np.stack([gallery.embeddings_of(p.id)[0] for p in people]).astype(np.float64)
+    d2 = (vectors ** 2).sum(1)[:, None] + (vectors ** 2).sum(1)[None, :] - 2 * vectors @ vectors.T
+    upper = np.triu_indices(len(people), 1)
+    source = f"{len(people)} people of {gallery.path}, one photo each, cnnkit faces calibrate --fpir ({utc_timestamp()})"
+    table = ImpostorTable.from_distances(np.sqrt(np.maximum(d2[upper], 0)), encoder=gallery.model.encoder,
+                                         version=gallery.model.version, flip=gallery.model.flip, source=source)
+    gallery.set_impostor_table(table)
+    if fpir is not None:
+        gallery.set_fpir(fpir)
+    point = gallery.operating_point()
+    return {"people": len(people), "pairs": table.pairs, **point.to_dict()}

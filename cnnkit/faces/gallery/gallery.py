@@ -54,6 +54,7 @@ from ..models import DEFAULT_ENCODER, EmbeddingModel, embedding_model
 from ..thresholds import default_threshold
 from ..types import Face
 from .backends import GalleryBackend, open_store
+from .openset import DEFAULT_FPIR, ImpostorTable, OperatingPoint, operating_point, pair_rate, shipped_table
 from .search import APPROXIMATE_FROM, INDEX_CHOICES, ExactIndex, Hit, HNSWIndex
 from .store import EmbeddingRecord, Person
 
@@ -149,6 +150,7 @@ class Identification:
     distance: float | None
     threshold: float
     candidates: list[Candidate] = field(default_factory=list)
+    operating_point: OperatingPoint | None = None  # how the 1:K threshold was set
 
     def to_dict(self) -> dict:
         out: dict = {}
@@ -156,6 +158,7 @@ class Identification:
             out["box"] = [round(float(v), 1) for v in self.face.box]
         out.update({"name": self.name, "id": self.person_id,
                     "distance": None if self.distance is None else round(self.distance, 4),
+                    "threshold": round(self.threshold, 4),
                     "candidates": [c.to_dict() for c in self.candidates]})
         return out
 
@@ -165,11 +168,15 @@ class ImageIdentification:
     image: str
     faces: list[Identification] = field(default_factory=list)
     error: str | None = None
+    operating_point: OperatingPoint | None = None
 
     def to_dict(self) -> dict:
         if self.error is not None:
             return {"image": self.image, "error": self.error}
-        return {"image": self.image, "faces": [f.to_dict() for f in self.faces]}
+        out: dict = {"image": self.image, "faces": [f.to_dict() for f in self.faces]}
+        if self.operating_point is not None:
+            out["operating_point"] = self.operating_point.to_dict()
+        return out
 
 
 @dataclass(frozen=True)
@@ -240,6 +247,7 @@ class Gallery:
         self._index: ExactIndex | HNSWIndex | None = None
         self._index_version: tuple[int, int] | None = None
         self._recognizer: Recognizer | None = None
+        self._people_count: tuple[tuple[int, int], int] | None = None  # (store version, people)
 
     def close(self) -> None:
         self.store.close()
@@ -291,6 +299,47 @@ class Gallery:
         if "threshold_source" in meta:
             return json.loads(meta["threshold_source"])
         return {"method": "default for the model (cnnkit/faces/thresholds.py: LFW View 1)"}
+
+    @property
+    def fpir(self) -> float:
+        """The share of strangers identification may let through (false-positive identification rate)."""
+        return float(self.store.meta().get("fpir", DEFAULT_FPIR))
+
+    def set_fpir(self, value: float) -> None:
+        pair_rate(value, 1)  # checks the range
+        with self.store.write() as tx:
+            self.store.set_meta(tx, fpir=repr(float(value)))
+
+    @property
+    def impostor_table(self) -> ImpostorTable | None:
+        """The impostor distances 1:K thresholds come from: the gallery's own (calibrate), else the encoder's."""
+        meta = self.store.meta()
+        if "impostor_table" in meta:
+            return ImpostorTable.from_dict(json.loads(meta["impostor_table"]))
+        return shipped_table(self.model.encoder, self.model.version, self.model.flip)
+
+    def set_impostor_table(self, table: ImpostorTable) -> None:
+        with self.store.write() as tx:
+            self.store.set_meta(tx, impostor_table=json.dumps(table.to_dict()))
+
+    def operating_point(self) -> OperatingPoint:
+        """The 1:K threshold for the gallery's current size and target FPIR (see openset.py).
+
+        Without an impostor table (a saved encoder nobody calibrated) it is the 1:1 threshold.
+        """
+        people = self._count_people()
+        table = self.impostor_table
+        if table is None:
+            return OperatingPoint(self.threshold, people, self.fpir,
+                                  "1:1 threshold: no impostor table for this encoder "
+                                  "(`cnnkit faces calibrate --fpir` measures one on the gallery's people)")
+        return operating_point(table, people, self.fpir)
+
+    def _count_people(self) -> int:
+        version = self.store.version()
+        if self._people_count is None or self._people_count[0] != version:
+            self._people_count = (version, len(self))
+        return self._people_count[1]
 
     def set_threshold(self, value: float, source: dict) -> None:
         if not 0.0 < value < 10.0:
@@ -477,7 +526,8 @@ class Gallery:
     def identify_embeddings(self, embeddings: np.ndarray, *, top_k: int = 3,
                             faces: Sequence[Face | None] | None = None) -> list[Identification]:
         """The answer for each embedding: the nearest person if close enough, else unknown, with runners-up."""
-        threshold = self.threshold
+        point = self.operating_point()
+        threshold = point.threshold
         found = self.search(embeddings, top_k=top_k)
         names = self.store.names({h.person_id for hits in found for h in hits})  # only the people found
         out = []
@@ -491,7 +541,8 @@ class Gallery:
                 face=faces[i] if faces is not None else None,
                 person_id=match.person_id if match is not None else None,
                 name=match.name if match is not None else None,
-                distance=best.distance if best else None, threshold=threshold, candidates=candidates))
+                distance=best.distance if best else None, threshold=threshold, candidates=candidates,
+                operating_point=point))
         return out
 
     def identify(self, images: ImageInput | Sequence[ImageInput], *, top_k: int = 3,
@@ -504,7 +555,8 @@ class Gallery:
                 continue
             answers = (self.identify_embeddings(np.stack([f.embedding for f in result.faces]), top_k=top_k,
                                                 faces=result.faces) if result.faces else [])
-            out.append(ImageIdentification(result.source, answers))
+            point = answers[0].operating_point if answers else self.operating_point()
+            out.append(ImageIdentification(result.source, answers, operating_point=point))
         return out
 
     def verify(self, who: str | int, image: ImageInput) -> Verification:

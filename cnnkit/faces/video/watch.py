@@ -182,7 +182,7 @@ class Watcher:
         t = frame.time
 
         def embed(indices: list[int]) -> np.ndarray:
-            return self.recognizer.embed_chips(self.recognizer.chips(frame.image, [faces[i] for i in indices]))
+            return self.recognizer.embed_faces(frame.image, [faces[i] for i in indices])
 
         def due(track: Track) -> bool:
             state = self.states.get(track.id)

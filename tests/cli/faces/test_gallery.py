@@ -56,7 +56,9 @@ def test_identify_json_known_and_strangers_in_order(office, capsys, tmp_path):
     assert [f["name"] for f in faces] == ["Ai Sugiyama", None]
     assert all(len(f["box"]) == 4 and len(f["candidates"]) == 2 for f in faces)
     assert faces[0]["distance"] < 0.6 < faces[1]["distance"]
-    assert data[1] == {"image": str(empty), "faces": []}
+    assert data[1]["image"] == str(empty) and data[1]["faces"] == []
+    point = data[1]["operating_point"]  # the 1:K threshold for this gallery's size
+    assert point["people"] == 3 and point["fpir"] == 0.01 and 0 < point["threshold"] < 0.61
     assert "error" in data[2]
 
 
