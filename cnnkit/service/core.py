@@ -143,7 +143,7 @@ class FaceService:
                 return self.gallery.operating_point(), []
             vectors = np.stack([embedding_of(f) for f in faces])
             answers = self.gallery.identify_embeddings(vectors, top_k=top_k, faces=faces)
-            return answers[0].operating_point, answers
+            return answers[0].operating_point or self.gallery.operating_point(), answers
 
         point, answers = await self._searching(search)
         height, width = upload.image.shape[:2]

@@ -78,7 +78,8 @@ def calibrate_identification(gallery: Gallery, *, fpir: float | None = None) -> 
     vectors = np.stack([gallery.embeddings_of(p.id)[0] for p in people]).astype(np.float64)
     d2 = (vectors ** 2).sum(1)[:, None] + (vectors ** 2).sum(1)[None, :] - 2 * vectors @ vectors.T
     upper = np.triu_indices(len(people), 1)
-    source = f"{len(people)} people of {gallery.path}, one photo each, cnnkit faces calibrate --fpir ({utc_timestamp()})"
+    source = (f"{len(people)} people of {gallery.path}, one photo each, cnnkit faces calibrate --fpir "
+              f"({utc_timestamp()})")
     table = ImpostorTable.from_distances(np.sqrt(np.maximum(d2[upper], 0)), encoder=gallery.model.encoder,
                                          version=gallery.model.version, flip=gallery.model.flip, source=source)
     gallery.set_impostor_table(table)
