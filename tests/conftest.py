@@ -50,6 +50,6 @@ def face_weights(raw_weights) -> None:
     """The detector and encoder weights in the cnnkit cache, converted from the raw files once."""
     from cnnkit.weights import fetch, is_cached
 
-    for name in ("mtcnn", "dlib-resnet-v1"):
+    for name in ("mtcnn", "dlib-resnet-v1", "sface-2021dec"):
         if not is_cached(name):
             fetch(name, source=raw_weights(name)[0].parent)

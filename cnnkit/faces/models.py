@@ -10,13 +10,12 @@ import numpy as np
 
 from ..runtime.device import resolve_device
 from ..weights import load_model
+from .settings import DEFAULT_ENCODER
 from .templates import DLIB_CHIP_TEMPLATE
 
 if TYPE_CHECKING:
     import torch
 
-#: The encoder every gallery and threshold in cnnkit refers to by default.
-DEFAULT_ENCODER = "dlib-resnet-v1"
 DEFAULT_DETECTOR = "mtcnn"
 
 

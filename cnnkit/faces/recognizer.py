@@ -1,6 +1,6 @@
 """The one way from a photo to face embeddings: detect -> chips cut for the encoder -> embed.
 
-    recognizer = Recognizer("dlib-resnet-v1", device="auto")
+    recognizer = Recognizer("sface-2021dec", device="auto")
     faces = recognizer.process([image_a, image_b])   # per image: its faces, with embeddings
     faces = recognizer.embed([image], [faces])       # embeddings of faces found elsewhere
 

@@ -1,4 +1,4 @@
-"""Detection settings, in a module light enough for the command line to import."""
+"""Detection settings and the default encoder, in a module light enough for the command line to import."""
 
 from __future__ import annotations
 
@@ -9,6 +9,11 @@ from dataclasses import dataclass
 #: detail to recognise; skipping them also makes detection about 1.5x faster.
 #: (face_recognition's default HOG detector, with one upsampling, stops near 40 px too.)
 MIN_FACE_SIZE = 40.0
+
+#: The encoder of new galleries and of every verb that is not told another: SFace (Apache-2.0),
+#: chosen on LFW View 1 among the encoders anyone may use (bench/results/dev_encoders.json,
+#: bench/results/dev_openset.json). Galleries keep the encoder they were made with.
+DEFAULT_ENCODER = "sface-2021dec"
 
 
 @dataclass(frozen=True)

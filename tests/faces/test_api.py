@@ -47,7 +47,10 @@ def test_batch_equals_single():
     for path, faces in zip(paths, batch):
         single = cnnkit.encode_faces(path)
         assert len(single) == len(faces)
-        np.testing.assert_allclose(single[0].embedding, faces[0].embedding, atol=1e-4)
+        # The photos share the detector's batch: oneDNN picks other kernels for another batch size, which
+        # moves the landmarks by ~1e-3 px and SFace's unit-length embeddings by up to ~3e-4; a wrong chip
+        # or face moves them by ~0.1.
+        np.testing.assert_allclose(single[0].embedding, faces[0].embedding, atol=1e-3)
 
 
 def test_same_person_is_closer_than_threshold_and_strangers_are_not():
@@ -66,8 +69,9 @@ def test_same_person_is_closer_than_threshold_and_strangers_are_not():
 def test_align_faces_puts_landmarks_on_the_template():
     image = cnnkit.load_image(lfw_image("Aaron_Eckhart", 1))
     faces = cnnkit.detect_faces(image)[:1]
-    chips = cnnkit.align_faces(image, faces)
+    chips = cnnkit.align_faces(image, faces, encoder="dlib-resnet-v1")
     assert chips.shape == (1, 150, 150, 3) and chips.dtype == np.uint8
+    assert cnnkit.align_faces(image, faces).shape == (1, 112, 112, 3)  # the default encoder's (SFace) chip
     # The chip's map sends the template to (close to) the detected landmarks.
     chip_to_image = chip_transforms(faces[0].landmarks[None])[0]
     template_px = DLIB_CHIP_TEMPLATE * 149

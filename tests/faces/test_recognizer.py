@@ -15,7 +15,7 @@ from cnnkit.faces.gallery import Gallery
 from cnnkit.faces.models import DEFAULT_ENCODER, load_encoder
 from cnnkit.faces.pipeline import embed_images
 from cnnkit.faces.recognizer import Recognizer, detect, run_encoder
-from cnnkit.faces.templates import DLIB_CHIP_TEMPLATE
+from cnnkit.faces.templates import ARCFACE_TEMPLATE, DLIB_CHIP_TEMPLATE
 from cnnkit.faces.train.checkpoint import save_encoder
 from cnnkit.faces.types import Face
 from cnnkit.faces.video import Watcher, WatchSettings
@@ -38,20 +38,25 @@ def small_encoder(tmp_path_factory) -> str:
     return str(folder)
 
 
-def by_hand(image: np.ndarray, face: Face, encoder: str, size: int) -> np.ndarray:
-    """The embedding written out step by step: dlib-template chip of `size` px, flip-averaged encoder pass."""
-    transform = chip_transforms(face.landmarks[None], size=size, template=DLIB_CHIP_TEMPLATE)
+def by_hand(image: np.ndarray, face: Face, encoder: str, size: int, template: np.ndarray = DLIB_CHIP_TEMPLATE,
+            unit: bool = False) -> np.ndarray:
+    """The embedding written out step by step: a `size` px chip on `template`, flip-averaged encoder pass."""
+    transform = chip_transforms(face.landmarks[None], size=size, template=template)
     chip = warp_chips(image_to_tensor(image), transform, size).floor()
-    return run_encoder(load_encoder("cpu", encoder), chip, flip=True)[0]
+    out = run_encoder(load_encoder("cpu", encoder), chip, flip=True)[0]
+    return out / np.linalg.norm(out) if unit else out
 
 
-@pytest.mark.parametrize("which", ["dlib", "small96"])
+@pytest.mark.parametrize("which", ["sface", "dlib", "small96"])
 def test_every_entry_point_gives_the_same_embedding(which, small_encoder, face_weights, tmp_path):
-    encoder, size = (DEFAULT_ENCODER, 150) if which == "dlib" else (small_encoder, 96)
+    encoder, size, template, unit = {
+        "sface": (DEFAULT_ENCODER, 112, ARCFACE_TEMPLATE, True),  # 112 px ArcFace chips, unit-length embeddings
+        "dlib": ("dlib-resnet-v1", 150, DLIB_CHIP_TEMPLATE, False),
+        "small96": (small_encoder, 96, DLIB_CHIP_TEMPLATE, False)}[which]
     path = lfw_image("Serena_Williams", 1)
     image = load_image(path)
     (face,) = detect([image], device="cpu")[0][:1]
-    expected = by_hand(image, face, encoder, size)
+    expected = by_hand(image, face, encoder, size, template, unit)
 
     got = {
         "recognizer": Recognizer(encoder, device="cpu").process([image])[0][0].embedding,

@@ -11,6 +11,7 @@ import argparse
 import json
 
 from ...errors import SettingsError
+from ...faces.settings import DEFAULT_ENCODER
 from ..common import print_json_array
 from ..progress import progress_bar
 from .options import add_gallery_option
@@ -31,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="take the largest face of photos with several (by default only a clearly dominant one is)")
     p.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE", help="metadata to keep (repeatable)")
     p.add_argument("--encoder", help="for a new gallery: a weights name or a saved encoder's folder "
-                   "(default dlib-resnet-v1); an existing gallery uses its own")
+                   f"(default {DEFAULT_ENCODER}); an existing gallery uses its own")
     p.add_argument("--device", default="auto")
     p.set_defaults(run=run_enroll)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from ...faces.settings import MIN_FACE_SIZE
+from ...faces.settings import DEFAULT_ENCODER, MIN_FACE_SIZE
 from ..common import DEVICE_HELP
 
 
@@ -15,8 +15,9 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
                         help="encode each face once (default: average with its mirror image)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per detector batch (default 32)")
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
-    parser.add_argument("--encoder", default="dlib-resnet-v1",
-                        help="encoder: a weights name or the folder of a saved encoder (default dlib-resnet-v1)")
+    parser.add_argument("--encoder", default=DEFAULT_ENCODER,
+                        help=f"encoder: a weights name (`cnnkit weights list`) or the folder of a saved encoder "
+                             f"(default {DEFAULT_ENCODER})")
     parser.add_argument("--min-face-size", type=float, default=MIN_FACE_SIZE,
                         help="smallest face to look for, in pixels (default 40; the detector works down to 20)")
 

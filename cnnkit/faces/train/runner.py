@@ -31,7 +31,7 @@ from torch import nn
 
 from ...errors import SettingsError
 from ...runtime.device import resolve_device
-from ..models import DEFAULT_ENCODER, embedding_model, load_encoder
+from ..models import embedding_model, load_encoder
 from .binary_head import save_head
 from .checkpoint import save_encoder
 from .dataset import IdentityDataset, Progress, default_cache_dir, image_chips
@@ -39,6 +39,9 @@ from .loop import EmbeddingData, EpochLog, ImageData, PairValidation, StepLog, T
 from .models import SmallResNet, count_parameters
 
 log = logging.getLogger(__name__)
+
+#: The pretrained encoder training can fine-tune, or train a projection or a head on.
+DLIB_ENCODER = "dlib-resnet-v1"
 
 SMALL_RESNET = "small-resnet"
 SMALL_DEFAULTS = {"width": 32, "blocks": [2, 2, 2, 2]}
@@ -79,8 +82,8 @@ def build_encoder(encoder: str, *, embedding_dim: int = 128, freeze_encoder: boo
         model: nn.Module = SmallResNet(width=int(arguments["width"]), blocks=tuple(arguments["blocks"]),
                                        embedding_dim=embedding_dim)
         return model, SMALL_RESNET, arguments, int(arguments.pop("chip_size", 96))
-    if encoder == DEFAULT_ENCODER:
-        base = load_encoder("cpu", DEFAULT_ENCODER)
+    if encoder == DLIB_ENCODER:
+        base = load_encoder("cpu", DLIB_ENCODER)
         if freeze_encoder:
             from .models import ProjectedEncoder
 
@@ -102,7 +105,7 @@ def build_encoder(encoder: str, *, embedding_dim: int = 128, freeze_encoder: boo
         if config.architecture == "dlib-resnet-projection":
             model.base.requires_grad_(False)
         return model, config.architecture, config.arguments, config.chip_size
-    raise SettingsError(f"encoder must be {SMALL_RESNET!r}, {DEFAULT_ENCODER!r} or the folder of a saved encoder, "
+    raise SettingsError(f"encoder must be {SMALL_RESNET!r}, {DLIB_ENCODER!r} or the folder of a saved encoder, "
                      f"got {encoder!r}")
 
 
@@ -118,12 +121,12 @@ def base_embeddings(chips: np.ndarray, *, cache_dir: str | os.PathLike, device: 
     from ..recognizer import Recognizer
 
     name = Path(getattr(chips, "filename", "") or "chips").stem
-    version = embedding_model(True, DEFAULT_ENCODER).version
+    version = embedding_model(True, DLIB_ENCODER).version
     key = hashlib.sha256(f"{name}|{version}|{len(chips)}".encode()).hexdigest()[:16]
     file = Path(cache_dir) / f"embeddings-{key}.npy"
     if file.exists():
         return np.load(file)
-    recognizer = Recognizer(DEFAULT_ENCODER, device=device, flip=True)
+    recognizer = Recognizer(DLIB_ENCODER, device=device, flip=True)
     out = np.empty((len(chips), recognizer.spec.dim), np.float32)
     for start in range(0, len(chips), batch):
         out[start:start + batch] = recognizer.embed_chips(np.array(chips[start:start + batch]))
@@ -208,7 +211,7 @@ def fit(data: str | os.PathLike, *, encoder: str, out: str | os.PathLike, settin
         save_encoder(out, model.cpu(), architecture=architecture, arguments=arguments, embedding_dim=embedding_dim,
                      chip_size=size, extra=extra)
     if head is not None:
-        spec = embedding_model(True, str(Path(out).resolve()) if saved_encoder else DEFAULT_ENCODER)
+        spec = embedding_model(True, str(Path(out).resolve()) if saved_encoder else DLIB_ENCODER)
         save_head(head.cpu(), out, embedding_model={"encoder": spec.encoder, "version": spec.version,
                                                      "flip": spec.flip}, extra={"trained": extra["trained"]})
     n_params = count_parameters(model)

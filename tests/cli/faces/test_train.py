@@ -134,5 +134,5 @@ def test_frozen_dlib_projection_and_binary_head(identity_folder, tmp_path, capsy
     assert not (head_dir / "config.json").exists()   # the encoder is the pretrained one, unchanged
     from cnnkit.faces.gallery import Gallery
 
-    with Gallery(tmp_path / "g.db", create=True, head=head_dir) as gallery:
+    with Gallery(tmp_path / "g.db", create=True, encoder="dlib-resnet-v1", head=head_dir) as gallery:
         assert gallery.head is not None and gallery.head.features == "chi2"
