@@ -24,7 +24,7 @@ def test_embed_json_keeps_input_order_and_reports_errors(capsys, tmp_path):
     assert len(face["embedding"]) == 128 and len(face["box"]) == 4 and len(face["landmarks"]) == 5
     same_again = data[2]["faces"][0]
     assert same_again["box"] == face["box"]
-    # the same photo in another detector batch: SFace's unit-length embedding moves by < 1e-3 (see tests/faces/test_api.py)
+    # the same photo in another detector batch: the embedding moves by < 1e-3 (see tests/faces/test_api.py)
     assert max(abs(a - b) for a, b in zip(face["embedding"], same_again["embedding"])) < 1e-3
 
 
