@@ -100,7 +100,11 @@ class OnnxGraph(nn.Module):
                 y = F.batch_norm(get(ins[0]), get(ins[3]), get(ins[4]), get(ins[1]), get(ins[2]), training=False,
                                  eps=float(attr.get("epsilon", 1e-5)))
             elif op == "PRelu":
-                y = F.prelu(get(ins[0]), get(ins[1]).reshape(-1))  # one slope per channel
+                inp, slope = get(ins[0]), get(ins[1])
+                if inp.dim() == 4 and slope.dim() == 3 and slope.shape[1:] == (1, 1):  # one slope per channel
+                    y = F.prelu(inp, slope.reshape(-1))
+                else:  # ONNX's broadcasting, numpy's rules
+                    y = torch.where(inp >= 0, inp, inp * slope)
             elif op == "Add":
                 y = get(ins[0]) + get(ins[1])
             elif op == "Sub":
