@@ -1,4 +1,4 @@
-"""`cnnkit faces enroll|verify|identify|people|remove|rename|export|import|calibrate|check`.
+"""`cnnkit faces enroll|verify|identify|people|remove|rename|export|import|calibrate|reencode|check`.
 
 Every action takes `--gallery G` (default: $CNNKIT_GALLERY). Exit status: 0 on
 success (for verify: a match), 1 for "no match" (verify) or inputs that failed
@@ -82,6 +82,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "measured on the gallery's own people (15 or more)")
     p.add_argument("--device", default="auto")
     p.set_defaults(run=run_calibrate)
+
+    p = sub.add_parser("reencode", help="move a gallery to another encoder: encode its people's photos again "
+                                        "into a new gallery (photos that no longer exist are listed)")
+    p.add_argument("--from", dest="source", required=True, metavar="G1", help="the gallery to re-encode")
+    p.add_argument("--to", dest="target", required=True, metavar="G2", help="a new (empty) gallery")
+    p.add_argument("--encoder", default=DEFAULT_ENCODER, help=f"the new gallery's encoder (default {DEFAULT_ENCODER})")
+    p.add_argument("--photos", metavar="DIR", help="a folder of kept photos (`cnnkit serve --store-images DIR`), "
+                   "looked in before each photo's recorded path")
+    p.add_argument("--report", metavar="OUT.json", help="write what was left out, and why, as JSON")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(run=run_reencode)
 
     p = gallery_parser("check", "check the gallery file's integrity")
     p.set_defaults(run=run_check)
@@ -216,6 +227,28 @@ def run_calibrate(args: argparse.Namespace) -> int:
     print(f"threshold {result['threshold']:.4f}: false accepts {result['far_measured']:.4%} "
           f"(target {args.far:g}), true accepts {result['tar_measured']:.2%} on {result['pairs_count']} pairs")
     return 0
+
+
+def run_reencode(args: argparse.Namespace) -> int:
+    from ...faces.gallery import Gallery
+    from ...faces.gallery.reencode import reencode_gallery
+
+    with Gallery(args.source, readonly=True) as source, \
+            Gallery(args.target, create=True, encoder=args.encoder, device=args.device) as target, \
+            progress_bar(total=source.store.count(), unit="photo", desc="reencode") as bar:
+        report = reencode_gallery(source, target, photos=args.photos, on_photo=bar.update)
+    if args.report:
+        with open(args.report, "w") as fh:
+            json.dump(report.to_dict(), fh, indent=1)
+    print(f"re-encoded {report.people} people ({report.photos} photos) from {args.source} into {args.target} "
+          f"with {args.encoder}")
+    if report.photos_left_out or report.people_left_out:
+        print(f"left out: {len(report.photos_left_out)} photo(s) that could not be encoded again and "
+              f"{len(report.people_left_out)} person(s) with none left; the gallery keeps file names, not photos "
+              "(keep photos with `cnnkit serve --store-images DIR` and pass --photos DIR)")
+        for item in report.photos_left_out[:10]:
+            print(f"  #{item['person_id']} {item['name']}: {item['source'] or '(no file name)'}: {item['why']}")
+    return 0 if not report.people_left_out else 1
 
 
 def run_check(args: argparse.Namespace) -> int:
