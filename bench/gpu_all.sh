@@ -6,7 +6,8 @@
 #   bash bench/gpu_all.sh --out DIR              # the JSON files elsewhere
 #
 # Steps: the CUDA tests (pytest -k cuda), encoder throughput (batch 256 / 1024 in float32, float16,
-# bfloat16), LFW View 2 end to end (images/s and accuracy, cnnkit alone), style transfer time of one
+# bfloat16), every face encoder at batch 256 (faces/s, photos/s end to end), LFW View 2 end to end
+# (images/s and accuracy, cnnkit alone), style transfer time of one
 # 512 px image (300 L-BFGS steps), training throughput. Each step has its own timeout (cut so that
 # all of them end within the 8 minutes); a step that fails or hangs is reported and the next one
 # runs. A summary at the end; the exit status is the number of steps that did not pass.
@@ -67,11 +68,13 @@ step() {
 
 if [ $tiny = 1 ]; then
     encoder=(--n 8 --batch-sizes 8 16 --repeats 1)
+    encoders=(--batch 8 --faces 8 --photos 8 --repeats 1)
     lfw=(--limit 40)
     style=(--size 64 --steps 5)
     train=(--people 80 --batches 1 --configs small-bench,dlib-finetune --cache "$out/train_cache")
 else
     encoder=(--batch-sizes 256 1024)
+    encoders=(--batch 256 --faces 1024 --photos 512 --repeats 3)
     lfw=()
     style=(--size 512 --steps 300)
     train=(--batches 8 --configs small-bench,small-default,dlib-finetune --threads "$(nproc)")
@@ -81,7 +84,9 @@ fi
 step "cuda tests" 60 "$PYTHON" -c 'import sys, pytest; rc = pytest.main(["-q", "-p", "no:cacheprovider", "tests", "-k", "cuda"]); sys.exit(0 if rc == 5 else rc)'
 step "encoder throughput" 75 "$PYTHON" -m bench.faces.encoder_speed --device "$device" \
     --dtype float32 float16 bfloat16 "${encoder[@]}" --out "$out/encoder_speed_$tag.json"
-step "lfw end to end" 140 "$PYTHON" -m bench.faces.lfw_verification --skip-peer --device "$device" \
+step "every encoder" 60 "$PYTHON" -m bench.faces.encoders_speed --device "$device" --skip-peer \
+    "${encoders[@]}" --out "$out/encoders_speed_$tag.json"
+step "lfw end to end" 120 "$PYTHON" -m bench.faces.lfw_verification --skip-peer --device "$device" \
     "${lfw[@]}" --out "$out/lfw_verification_$tag.json"
 step "style 512 px" 75 "$PYTHON" -m bench.style.style_time --device "$device" "${style[@]}" \
     --out "$out/style_time_$tag.json"

@@ -95,6 +95,23 @@ def embeddings(encoder: str, photos: list[str], found: dict, *, flip: bool = Tru
     return out, seconds
 
 
+def face_recognition_embeddings(photos: list[str], *, lfw: Path = LFW, cache: Path = CACHE,
+                                processes: int | None = None) -> tuple[dict[str, np.ndarray], float]:
+    """face_recognition 1.3.0's encodings of the photos (as bench.faces.lfw_verification runs it), cached;
+    photos where it finds no face are left out. Returns (encodings, seconds; 0 when cached)."""
+    from bench.faces.lfw_verification import run_face_recognition
+
+    file = cache / f"lfw-face_recognition-{len(photos)}.npz"
+    if file.exists():
+        data = np.load(file, allow_pickle=False)
+        return {str(k): v for k, v in zip(data["photos"], data["vectors"])}, 0.0
+    found, seconds = run_face_recognition([str(lfw / "images" / p) for p in photos], processes or os.cpu_count() or 1)
+    out = {p: found[str(lfw / "images" / p)] for p in photos if str(lfw / "images" / p) in found}
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez(file, photos=np.array(list(out)), vectors=np.stack(list(out.values())))
+    return out, seconds
+
+
 def lfw_set(encoders: list[str], *, flip: bool = True, device: str = "cpu") -> tuple[list[str], dict, dict]:
     """(photos, landmarks, {encoder: (N, D) embeddings}) of all of LFW."""
     photos = lfw_photos()

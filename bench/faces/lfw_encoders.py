@@ -15,15 +15,12 @@ Writes bench/results/lfw_encoders.json.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
-import os
-import time
 
 import numpy as np
 
 from bench.common import LFW, peak_rss_mib, save_result
-from bench.faces.lfw_embeddings import lfw_set
-from bench.faces.lfw_verification import _fr_encode, summary
+from bench.faces.lfw_embeddings import face_recognition_embeddings, lfw_set
+from bench.faces.lfw_verification import summary
 from cnnkit.faces.catalog import ENCODERS, FUSIONS
 from cnnkit.faces.evaluate import read_pairs
 
@@ -53,15 +50,11 @@ def main() -> None:
         print(f"{name:34} {100 * row['accuracy_mean']:.2f} % ± {100 * row['accuracy_std']:.2f}  AUC {row['auc']:.5f}"
               f"  TAR@FAR1e-3 {row['tar_at_far_1e-3']:.4f}")
     if not args.skip_peer:
-        paths = [str(LFW / "images" / photos[i]) for i in used]
-        started = time.perf_counter()
-        with multiprocessing.Pool(os.cpu_count()) as pool:
-            encoded = dict(zip(used, pool.map(_fr_encode, paths, chunksize=16)))
-        missing = sum(v is None for v in encoded.values())
-        d = np.array([np.linalg.norm(encoded[a] - encoded[b]) if encoded[a] is not None and encoded[b] is not None
-                      else np.inf for a, b in zip(first, second)])
-        result["face_recognition"] = {**summary(d, same, folds), "images_without_face": missing,
-                                      "images_per_second": round(len(paths) / (time.perf_counter() - started), 1)}
+        encoded, _ = face_recognition_embeddings(photos)
+        missing = sum(photos[i] not in encoded for i in used)
+        d = np.array([np.linalg.norm(encoded[photos[a]] - encoded[photos[b]])
+                      if photos[a] in encoded and photos[b] in encoded else np.inf for a, b in zip(first, second)])
+        result["face_recognition"] = {**summary(d, same, folds), "images_without_face": missing}
         row = result["face_recognition"]
         print(f"{'face_recognition 1.3.0':34} {100 * row['accuracy_mean']:.2f} %  AUC {row['auc']:.5f}")
     result["peak_rss_mib"] = round(peak_rss_mib(), 1)

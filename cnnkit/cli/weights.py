@@ -25,9 +25,15 @@ def run_list(args: argparse.Namespace) -> int:
     from ..weights import is_cached, list_specs, weights_dir
 
     print(f"cache: {weights_dir()}")
+    print(f"{'NAME':18} {'STATE':8} {'FROM':32} {'LICENCE':15} {'SIZE':>8}  WHAT")
     for spec in list_specs():
         state = "cached" if is_cached(spec.name) else "missing"
-        print(f"{spec.name:18} {state:8} {spec.requirement:32} {spec.license:9} {spec.description}")
+        size = f"{spec.size / 1e6:.1f} MB" if spec.size else "?"
+        print(f"{spec.name:18} {state:8} {spec.requirement:32} {spec.license:15} {size:>8}  {spec.description}")
+        if spec.accuracy:
+            print(f"{'':18} accuracy: {spec.accuracy}")
+        if spec.license_note:
+            print(f"{'':18} licence: {spec.license_note}")
     return 0
 
 

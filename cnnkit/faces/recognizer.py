@@ -110,19 +110,23 @@ def as_chip_tensor(chips: torch.Tensor | np.ndarray | Sequence[np.ndarray]) -> t
 
 @torch.inference_mode()
 def run_encoder(model: torch.nn.Module, chips: torch.Tensor | np.ndarray | Sequence[np.ndarray], *,
-                flip: bool = False, batch_size: int = 64, dim: int | None = None) -> np.ndarray:
+                flip: bool = False, batch_size: int = 32, dim: int | None = None) -> np.ndarray:
     """Embeddings (N, D) float32 of aligned chips through an encoder module, in batches on its device.
 
     With `flip`, each embedding is the mean of the chip's and its mirror image's
     (test-time augmentation; dlib's own "jitter" averaging is the same idea).
+    `batch_size` bounds the images of one forward pass, mirror images included:
+    on a CPU, larger passes of the 112 px encoders outgrow the caches and get
+    slower per image (SFace: 11.8 ms per image at 32, 17.6 at 64).
     """
     if not len(chips):
         return np.zeros((0, dim or 0), dtype=np.float32)
     tensor = as_chip_tensor(chips)
     device = next(model.parameters()).device
     out = []
-    for start in range(0, len(tensor), batch_size):
-        batch = tensor[start:start + batch_size].to(device, torch.float32)
+    step = max(1, batch_size // 2) if flip else batch_size
+    for start in range(0, len(tensor), step):
+        batch = tensor[start:start + step].to(device, torch.float32)
         out.append((flip_averaged(model, batch) if flip else model(batch)).float().cpu())
     return torch.cat(out).numpy()
 
@@ -130,14 +134,14 @@ def run_encoder(model: torch.nn.Module, chips: torch.Tensor | np.ndarray | Seque
 class Recognizer:
     """Detect faces and embed them with one encoder, on one device, in batches.
 
-    `encoder`: a registry name (default dlib's ResNet) or a saved encoder's folder.
+    `encoder`: a registry name (default SFace) or a saved encoder's folder.
     `flip`: each embedding is the mean of the chip's and its mirror image's (as
     galleries store them by default; it must match the gallery's `model.flip`).
     Models load on first use, once per process and device.
     """
 
     def __init__(self, encoder: str = DEFAULT_ENCODER, *, device: str | torch.device | None = None,
-                 flip: bool = True, detector: DetectorSettings = DetectorSettings(), batch_size: int = 64) -> None:
+                 flip: bool = True, detector: DetectorSettings = DetectorSettings(), batch_size: int = 32) -> None:
         if batch_size < 1:
             raise SettingsError(f"batch_size must be at least 1, got {batch_size}")
         self.spec: EncoderSpec = encoder_spec(encoder)

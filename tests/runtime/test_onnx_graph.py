@@ -1,4 +1,4 @@
-"""ONNX graphs run by PyTorch: every supported operation against onnxruntime, then the real face encoders on LFW chips."""
+"""ONNX graphs run by PyTorch: each supported operation against onnxruntime, then the face encoders on LFW chips."""
 
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ def tiny_model(path, rng) -> None:
     inits = [const("mean", [[[[127.5]]]]), const("scale", [[[[1 / 127.5]]]]),
              const("w1", rng.normal(size=(4, 3, 3, 3))), const("b1", rng.normal(size=4)),
              const("g", rng.uniform(0.5, 2, 4)), const("beta", rng.normal(size=4)),
-             const("m", rng.normal(size=4)), const("v", rng.uniform(0.5, 2, 4)), const("slope", rng.uniform(0, 0.3, (4, 1, 1))),
+             const("m", rng.normal(size=4)), const("v", rng.uniform(0.5, 2, 4)),
+             const("slope", rng.uniform(0, 0.3, (4, 1, 1))),
              const("w2", rng.normal(size=(4, 1, 3, 3))), const("fc", rng.normal(size=(5, 4 * 4 * 4))),
              const("fcb", rng.normal(size=5))]
     nodes = [helper.make_node("Sub", ["x", "mean"], ["s"]), helper.make_node("Mul", ["s", "scale"], ["n"]),
