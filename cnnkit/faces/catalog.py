@@ -111,6 +111,7 @@ DLIB_RESNET = register(
             ),
         ),
         license="CC0-1.0",
+        accuracy="LFW View 2 99.08 % (cnnkit's pipeline, 10 folds; 1,680-person open set DIR 44 % at FPIR 1 %)",
         converter=_dlib_tensors,
         build=_dlib_model,
         input_size=(3, 150, 150),
@@ -199,6 +200,7 @@ SFACE = register(
                    "0ba9fbfa01b5270c96627c4ef784da859931e02f04419c829e83484087c34e79", 38_696_353),
         ),
         license="Apache-2.0",
+        accuracy="LFW View 2 99.53 % (cnnkit's pipeline, 10 folds; 1,680-person open set DIR 97 % at FPIR 1 %)",
         converter=_onnx_tensors,
         build=_onnx_model,
         input_size=(3, 112, 112),
@@ -223,6 +225,7 @@ W600K_MBF = register(
         license="non-commercial",
         license_note="insightface's pretrained models are for non-commercial research use only; "
                      "see https://github.com/deepinsight/insightface#license",
+        accuracy="LFW View 2 99.67 % (cnnkit's pipeline, 10 folds; 1,680-person open set DIR 99 % at FPIR 1 %)",
         converter=_onnx_tensors,
         build=_onnx_model_pm1,
         input_size=(3, 112, 112),
