@@ -2,8 +2,11 @@
 
 A pair is "the same person" when its distance is at most the threshold. The
 values are the accuracy-maximising thresholds on LFW View 1 (pairsDevTrain.txt,
-the development split), measured with `python tools/dev_threshold.py`; never
-tuned on View 2. A gallery can record its own (see `cnnkit faces calibrate`).
+the development split), measured with `python -m tools.dev_encoders` (every
+encoder, flip-averaged; `python tools/dev_threshold.py` for dlib without flip);
+never tuned on View 2. They decide 1:1 verification; identification among many
+people uses the size-aware thresholds of gallery/openset.py. A gallery can
+record its own (see `cnnkit faces calibrate`).
 """
 
 from __future__ import annotations
