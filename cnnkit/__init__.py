@@ -18,6 +18,7 @@ _VERBS = {
     "encode_faces": "cnnkit.faces.api",
     "face_distance": "cnnkit.faces.api",
     "compare_faces": "cnnkit.faces.api",
+    "compare_photos": "cnnkit.faces.api",
     "Face": "cnnkit.faces.types",
     "Gallery": "cnnkit.faces.gallery",
     "stylize": "cnnkit.style.transfer",
@@ -31,7 +32,7 @@ __all__ = ["__version__", *_VERBS]
 
 if TYPE_CHECKING:
     from .errors import CnnkitError, ImageError, NoFaceError, WeightsError
-    from .faces.api import align_faces, compare_faces, detect_faces, encode_faces, face_distance
+    from .faces.api import align_faces, compare_faces, compare_photos, detect_faces, encode_faces, face_distance
     from .faces.gallery import Gallery
     from .faces.types import Face
     from .images import load_image

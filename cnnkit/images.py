@@ -11,16 +11,19 @@ from __future__ import annotations
 import io
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import BinaryIO, cast
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError
+from .errors import ImageError, NoImagesError
 
 ImageInput = str | os.PathLike | bytes | bytearray | BinaryIO | np.ndarray | Image.Image
+
+#: The files a folder of photos is searched for (what PIL reads, by name).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 #: Default pixel limit (width x height). 100 megapixels is larger than any phone photo.
 MAX_PIXELS = 100_000_000
@@ -170,3 +173,37 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
             return (array.astype(np.float64) / 257.0 + 0.5).clip(0, 255).astype(np.uint8)
         return array.astype(np.uint8)
     raise ImageError(f"unsupported array dtype {array.dtype}")
+
+
+def expand_folders(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """`paths` with each folder replaced by the image files inside it (recursively, sorted); files kept as given.
+
+    A folder without image files raises `NoImagesError`; a file that does not
+    exist is kept (loading it gives the error, in its place).
+    """
+    found: list[str] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            inside = sorted(str(p) for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            if not inside:
+                raise NoImagesError(f"{path}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder "
+                                    "or below it")
+            found.extend(inside)
+        else:
+            found.append(str(path))
+    return found
+
+
+def list_images(paths: Iterable[str | os.PathLike[str]], *, limit: int | None = None) -> list[str]:
+    """Image files named by `paths` (files, or folders searched recursively, sorted), in a stable order.
+
+    Raises `NoImagesError` when nothing is found or a path does not exist.
+    """
+    found = expand_folders(paths)
+    for path in found:
+        if not Path(path).is_file():
+            raise NoImagesError(f"{path}: no such file or folder")
+    if not found:
+        raise NoImagesError("no images given; pass image files or folders holding them")
+    return found[:limit] if limit is not None else found

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import CnnkitError
+from .common import DEVICE_HELP, positive_int
 
 if TYPE_CHECKING:
     import numpy as np
@@ -24,9 +25,9 @@ LFW_CANDIDATES = ("../shared/data/lfw", "shared/data/lfw", "../../shared/data/lf
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("demo", help="face verification demo on real LFW photos")
     parser.add_argument("--lfw", help="LFW folder (with images/); default: $CNNKIT_LFW or ../shared/data/lfw")
-    parser.add_argument("--people", type=int, default=5, help="how many people (default 5)")
+    parser.add_argument("--people", type=positive_int, default=5, help="how many people (default 5)")
     parser.add_argument("-o", "--out", default="cnnkit-demo.png", help="picture to write")
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.set_defaults(run=run_demo)
 
 

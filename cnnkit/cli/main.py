@@ -1,9 +1,11 @@
-"""`cnnkit` command line: one sub-command module per application."""
+"""cnnkit: face verification and recognition with one-shot enrollment, neural style transfer,
+what CNN units learn, and 1D/3D convnets."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from .. import __version__
@@ -34,7 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run `cnnkit ARGV`: a `CnnkitError` is one line on stderr and exit status 2; anything else is a bug."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "needs_gallery", False) and not args.gallery:  # the one check of the commands that need one
+        print("cnnkit: error: say which gallery: --gallery G (or set $CNNKIT_GALLERY)", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -45,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cnnkit: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `cnnkit faces people --json | head`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that Python's exit flush does not fail again
+        return 0
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ import os
 import sys
 from pathlib import Path
 
-from ..errors import CnnkitError, SettingsError
+from ..errors import CnnkitError
+from .common import port, positive_float, positive_int
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -25,22 +26,24 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                     "Every call but /health needs a key: `cnnkit serve keys create --gallery G --role write`.")
     parser.add_argument("--gallery", default=os.environ.get("CNNKIT_GALLERY"),
                         help="gallery file (SQLite; created if missing; default $CNNKIT_GALLERY)")
+    parser.set_defaults(needs_gallery=True)
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every interface)")
-    parser.add_argument("--port", type=int, default=8000, help="default 8000")
-    parser.add_argument("--workers", type=int, default=1,
+    parser.add_argument("--port", type=port, default=8000, help="default 8000")
+    parser.add_argument("--workers", type=positive_int, default=1,
                         help="worker processes, each with its own copy of the models (default 1)")
-    parser.add_argument("--threads", type=int,
+    parser.add_argument("--threads", type=positive_int,
                         help="PyTorch threads per worker (default 1: more threads help only large batches)")
-    parser.add_argument("--max-upload-mb", type=float, default=10.0, help="largest request body, MiB (default 10)")
-    parser.add_argument("--max-files", type=int, default=10, help="photos per enrollment request (default 10)")
-    parser.add_argument("--max-pixels", type=int, default=40_000_000,
+    parser.add_argument("--max-upload-mb", type=positive_float, default=10.0,
+                        help="largest request body, MiB (default 10)")
+    parser.add_argument("--max-files", type=positive_int, default=10, help="photos per enrollment request (default 10)")
+    parser.add_argument("--max-pixels", type=positive_int, default=40_000_000,
                         help="largest photo, width x height (default 40,000,000)")
-    parser.add_argument("--timeout", type=float, default=30.0,
+    parser.add_argument("--timeout", type=positive_float, default=30.0,
                         help="seconds to receive a request, and to wait for the face models (default 30)")
-    parser.add_argument("--batch-size", type=int, default=8,
+    parser.add_argument("--batch-size", type=positive_int, default=8,
                         help="photos run through the models together at most, across requests (1: no batching)")
-    parser.add_argument("--batch-wait-ms", type=float, default=0.0,
+    parser.add_argument("--batch-wait-ms", type=positive_float, default=0.0,
                         help="how long a lone request waits for others to batch with (default 0)")
     parser.add_argument("--store-images", metavar="DIR",
                         help="keep uploaded enrollment photos in DIR (default: keep none); deleted with the person")
@@ -66,24 +69,18 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_keys_create)
 
     p = key_parser("list", "list keys (ids, roles, labels, when created and revoked; never the keys)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(run=run_keys_list)
 
     p = key_parser("revoke", "revoke a key by id; it is refused from the next request on")
-    p.add_argument("key_id", type=int, metavar="ID")
+    p.add_argument("key_id", type=positive_int, metavar="ID")
     p.set_defaults(run=run_keys_revoke)
-
-
-def _gallery_path(args: argparse.Namespace) -> str:
-    if not args.gallery:
-        raise SettingsError("say which gallery: --gallery FILE (or set $CNNKIT_GALLERY)")
-    return args.gallery
 
 
 def _store(args: argparse.Namespace, *, create: bool = False):
     from ..faces.gallery.store import GalleryStore
 
-    return GalleryStore(_gallery_path(args), create=create)
+    return GalleryStore(args.gallery, create=create)
 
 
 def run_keys_create(args: argparse.Namespace) -> int:
@@ -141,7 +138,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from ..service.settings import ServiceSettings
 
     settings = ServiceSettings(
-        gallery=Path(_gallery_path(args)), max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+        gallery=Path(args.gallery), max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
         max_files=args.max_files, max_pixels=args.max_pixels, request_timeout_s=args.timeout,
         batch_size=args.batch_size, batch_wait_ms=args.batch_wait_ms, threads=args.threads,
         store_images=args.store_images, device=args.device)

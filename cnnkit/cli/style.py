@@ -16,7 +16,7 @@ from ..style.settings import (
     StyleSettings,
     parse_layer_weights,
 )
-from .common import DEVICE_HELP
+from .common import DEVICE_HELP, nonnegative_float, positive_float, positive_int
 from .progress import progress_bar
 
 
@@ -35,41 +35,42 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def add_options(parser: argparse.ArgumentParser) -> None:
     d = StyleSettings()
-    parser.add_argument("--size", type=int, default=d.size, help=f"long edge of the output, px (default {d.size})")
-    parser.add_argument("--steps", type=int, default=d.steps,
+    parser.add_argument("--size", type=positive_int, default=d.size,
+                        help=f"long edge of the output, px (default {d.size})")
+    parser.add_argument("--steps", type=positive_int, default=d.steps,
                         help=f"optimizer steps at the final size (default {d.steps})")
-    parser.add_argument("--content-weight", type=float, default=d.content_weight, metavar="ALPHA",
+    parser.add_argument("--content-weight", type=nonnegative_float, default=d.content_weight, metavar="ALPHA",
                         help=f"alpha, weight of the content cost (default {d.content_weight:g})")
-    parser.add_argument("--style-weight", type=float, default=d.style_weight, metavar="BETA",
+    parser.add_argument("--style-weight", type=nonnegative_float, default=d.style_weight, metavar="BETA",
                         help=f"beta, weight of the style cost (default {d.style_weight:g})")
     parser.add_argument("--style-layer-weights", type=parse_layer_weights, metavar="LAYER=W,...",
                         help="lambda per style layer, e.g. conv1_1=0.2,conv2_1=0.2,conv3_1=0.2,conv4_1=0.2,conv5_1=0.2 "
                              "(default: conv1_1..conv5_1 weighted 1/n_C^2, summing to 1)")
     parser.add_argument("--content-layer", default=DEFAULT_CONTENT_LAYER,
                         help=f"VGG19 layer of the content cost (default {DEFAULT_CONTENT_LAYER})")
-    parser.add_argument("--tv-weight", type=float, default=d.tv_weight,
+    parser.add_argument("--tv-weight", type=nonnegative_float, default=d.tv_weight,
                         help="weight of the total-variation cost (default 0: off)")
     parser.add_argument("--init", choices=INIT_CHOICES, default=d.init, help=f"starting image (default {d.init})")
     parser.add_argument("--optimizer", choices=OPTIMIZER_CHOICES, default=d.optimizer,
                         help=f"default {d.optimizer}")
-    parser.add_argument("--lr", type=float, dest="learning_rate",
+    parser.add_argument("--lr", type=positive_float, dest="learning_rate",
                         help="step size (default 1 for lbfgs, 0.02 for adam: pixels are 0-1)")
-    parser.add_argument("--style-blend", type=float, nargs="+", metavar="W",
+    parser.add_argument("--style-blend", type=nonnegative_float, nargs="+", metavar="W",
                         help="one weight per STYLE image (default: equal)")
     parser.add_argument("--preserve-color", nargs="?", const="luminance", choices=PRESERVE_COLOR_CHOICES,
                         help="keep the content's colours: 'luminance' (transfer on luma only; the default "
                              "when the flag is given) or 'match' (recolour the styles); write --preserve-color=match")
-    parser.add_argument("--style-scale", type=float, default=d.style_scale,
+    parser.add_argument("--style-scale", type=positive_float, default=d.style_scale,
                         help="size of the style images relative to the output (default 1: same pixel count)")
-    parser.add_argument("--multiscale", type=int, default=d.multiscale, metavar="PASSES",
+    parser.add_argument("--multiscale", type=positive_int, default=d.multiscale, metavar="PASSES",
                         help="coarse-to-fine passes, each twice the size of the one before (default 1)")
-    parser.add_argument("--coarse-steps", type=int, metavar="N",
+    parser.add_argument("--coarse-steps", type=positive_int, metavar="N",
                         help="steps of each pass before the last (default: --steps)")
     parser.add_argument("--device", default=d.device, help=DEVICE_HELP)
     parser.add_argument("--seed", type=int, default=d.seed, help=f"seed of the noise init (default {d.seed})")
     parser.add_argument("--max-memory", type=_parse_bytes, metavar="SIZE",
                         help="refuse outputs that need more than this, e.g. 8G (default: the memory available)")
-    parser.add_argument("--save-every", type=int, metavar="N",
+    parser.add_argument("--save-every", type=positive_int, metavar="N",
                         help="also save the image every N steps, as OUT-stepNNNN.png")
     parser.add_argument("--plot", nargs="?", const="", metavar="PNG",
                         help="draw the cost curves (default file: OUT-costs.png)")

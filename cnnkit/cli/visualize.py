@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import SettingsError
+from .common import DEVICE_HELP, positive_int
 from .progress import progress_bar
 
 if TYPE_CHECKING:
@@ -33,27 +34,29 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help="image files, or folders searched recursively")
     parser.add_argument("--units", default="16", metavar="N|all|IDS",
                         help="the first N units of each layer, all of them, or ids like 3,17,40-47 (default 16)")
-    parser.add_argument("--top", type=int, default=9, help="patches per unit (default 9)")
+    parser.add_argument("--top", type=positive_int, default=9, help="patches per unit (default 9)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT/", help="folder for the PNGs, index.html, "
                         "result.json and the resumable state")
-    parser.add_argument("--size", type=int, metavar="PX",
+    parser.add_argument("--size", type=positive_int, metavar="PX",
                         help="side of the square view of each image: the shorter side is scaled to it and the "
                              "centre cut (default 224; face chips are always the encoder's size)")
-    parser.add_argument("--limit", type=int, metavar="N", help="use only the first N images found")
-    parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default 16)")
+    parser.add_argument("--limit", type=positive_int, metavar="N", help="use only the first N images found")
+    parser.add_argument("--batch-size", type=positive_int, default=16, help="images per forward pass (default 16)")
     parser.add_argument("--projection", choices=("deconvnet", "guided", "gradient"),
                         help="also show each patch's projection back to pixels (Zeiler & Fergus's deconvnet, "
                              "guided backpropagation or the plain gradient); one extra pass per unit")
-    parser.add_argument("--cell", type=int, default=64, help="side of each patch in the grids, px (default 64)")
+    parser.add_argument("--cell", type=positive_int, default=64,
+                        help="side of each patch in the grids, px (default 64)")
     parser.add_argument("--resume", action="store_true",
                         help="go on from the state saved in OUT/ by an interrupted run with the same settings")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.set_defaults(run=run_visualize)
 
 
 def run_visualize(args: argparse.Namespace) -> int:
+    from ..images import list_images
     from ..runtime.device import resolve_device
-    from ..visualize import TopPatches, list_images, load_model
+    from ..visualize import TopPatches, load_model
     from ..visualize.report import write_report
 
     for name in ("top", "batch_size", "cell"):

@@ -13,16 +13,19 @@ list per image). Models load on first use.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from ..errors import NoFaceError
 from ..images import ImageInput, as_batch, load_image
 from .models import DEFAULT_ENCODER
+from .pipeline import describe
 from .recognizer import Recognizer, detect
 from .settings import MIN_FACE_SIZE, DetectorSettings
 from .thresholds import default_threshold
-from .types import Face
+from .types import Face, embedding_of
 
 
 def detect_faces(images: ImageInput | Sequence[ImageInput], *, min_face_size: float = MIN_FACE_SIZE,
@@ -63,6 +66,44 @@ def encode_faces(images: ImageInput | Sequence[ImageInput], faces: Sequence | No
         per_image = faces if is_batch else [faces]
     encoded = recognizer.embed(loaded, per_image)
     return encoded if is_batch else encoded[0]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Are two photos of the same person? Their largest faces' distance against the encoder's 1:1 threshold."""
+
+    same: bool
+    distance: float
+    threshold: float
+    face_a: Face
+    face_b: Face
+    encoder: str
+
+    def to_dict(self) -> dict:
+        return {"same": self.same, "distance": round(self.distance, 4), "threshold": self.threshold,
+                "encoder": self.encoder, "box_a": [round(float(v), 1) for v in self.face_a.box],
+                "box_b": [round(float(v), 1) for v in self.face_b.box]}
+
+
+def compare_photos(photo_a: ImageInput, photo_b: ImageInput, *, threshold: float | None = None,
+                   encoder: str = DEFAULT_ENCODER, device: str | torch.device | None = None) -> Comparison:
+    """Is the (largest) face of `photo_a` the same person as that of `photo_b`? No gallery needed.
+
+    `NoFaceError` names the photo without a face. The threshold is the encoder's 1:1
+    threshold (chosen on LFW View 1) unless given.
+    """
+    recognizer = Recognizer(encoder, device=device)
+    images = [load_image(photo_a), load_image(photo_b)]
+    found = recognizer.detect(images)
+    for photo, faces in zip((photo_a, photo_b), found):
+        if not faces:
+            raise NoFaceError(f"{describe(photo)}: no face found")
+    largest = [[max(faces, key=lambda f: f.width * f.height)] for faces in found]
+    (a,), (b,) = recognizer.embed(images, largest)
+    distance = float(np.linalg.norm(embedding_of(a) - embedding_of(b)))
+    if threshold is None:
+        threshold = default_threshold(recognizer.spec.ref, flip=recognizer.flip)
+    return Comparison(distance <= threshold, distance, threshold, a, b, recognizer.spec.ref)
 
 
 def face_distance(known: np.ndarray | Sequence[np.ndarray], candidate: np.ndarray) -> np.ndarray:

@@ -153,6 +153,12 @@ def evaluate_pairs(
     elapsed = time.perf_counter() - start
     for rel, message in list(errors.items())[:5]:
         log.warning("could not use %s: %s", rel, message)
+    if not embeddings:  # a wrong folder: every pair would be "different", a meaningless 50 %
+        example = next(iter(errors.values()), "no face found")
+        raise CnnkitError(f"none of the {len(unique)} images of the pairs could be used in {images_dir} "
+                          f"(e.g. {example}); is it the folder of NAME/NAME_NNNN.jpg images?")
+    if errors:
+        log.warning("%d of %d images could not be read; their pairs count as 'different'", len(errors), len(unique))
 
     distance = np.array([
         float(np.linalg.norm(embeddings[p.first] - embeddings[p.second]))

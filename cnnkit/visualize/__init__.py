@@ -9,7 +9,7 @@ See docs/visualize.md.
 """
 
 from ..errors import ImageTooSmallError, LayerNotFoundError, NoImagesError, StateMismatchError, UntraceableModelError
-from .data import list_images
+from ..images import list_images
 from .models import MODEL_CHOICES, VisualModel, load_model
 from .receptive import ReceptiveField, Trace, trace, trace_receptive_fields
 from .toppatches import LayerPatches, Patch, TopPatches, TopPatchesResult, parse_units

@@ -9,43 +9,13 @@ running detection twice.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from ..errors import ImageTooSmallError, NoImagesError
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
-
-
-def list_images(paths: Iterable[str | os.PathLike[str]], *, limit: int | None = None) -> list[str]:
-    """Image files named by `paths` (files, or folders searched recursively, sorted), in a stable order.
-
-    Raises `NoImagesError` when nothing is found and `FileNotFoundError`-like
-    `NoImagesError` for a path that does not exist.
-    """
-    found: list[str] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            inside = sorted(str(p) for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-            if not inside:
-                raise NoImagesError(f"{path}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder "
-                                    "or below it")
-            found.extend(inside)
-        elif path.is_file():
-            found.append(str(path))
-        else:
-            raise NoImagesError(f"{path}: no such file or folder")
-        if limit is not None and len(found) >= limit:
-            break
-    if not found:
-        raise NoImagesError("no images given; pass image files or folders holding them")
-    return found[:limit] if limit is not None else found
+from ..errors import ImageTooSmallError
 
 
 @dataclass(frozen=True)

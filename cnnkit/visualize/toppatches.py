@@ -28,6 +28,7 @@ from ..errors import (
     CnnkitError,
     ImageTooSmallError,
     NoFaceError,
+    NoImagesError,
     SettingsError,
     StateMismatchError,
     UntraceableModelError,
@@ -264,6 +265,9 @@ class TopPatches:
                     self._save_state(state, images, tops, done, maps, skipped)
                 if on_progress is not None:
                     on_progress(done, len(images))
+        if images and len(skipped) == len(images):  # nothing to show: an error, not an empty report
+            first, why = next(iter(skipped.items()))
+            raise NoImagesError(f"none of the {len(images)} images could be used (e.g. {first}: {why})")
         result = self._result(images, tops, maps, skipped, done)
         result.timings = timings
         return result

@@ -23,4 +23,4 @@ def test_keys_without_a_gallery_is_one_line(capsys, monkeypatch):
     monkeypatch.delenv("CNNKIT_GALLERY", raising=False)
     code, out, err = run(capsys, "serve", "keys", "list")
     assert code == 2 and out == ""
-    assert err == "cnnkit: error: say which gallery: --gallery FILE (or set $CNNKIT_GALLERY)\n"
+    assert err == "cnnkit: error: say which gallery: --gallery G (or set $CNNKIT_GALLERY)\n"

@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 
+from ..common import DEVICE_HELP, positive_int
 from ..progress import progress_bar
 from .options import add_gallery_option
 
@@ -18,17 +19,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("enroll-tree", help="enroll every photo of ROOT/<person>/<photos> (on Ray; resumable)")
     p.add_argument("root", metavar="ROOT", help="a folder with one folder of photos per person")
     add_gallery_option(p)
-    p.add_argument("--engine", choices=["ray", "local"], default="ray",
-                   help="ray (default: a local Ray, or --address) or local (this process only)")
+    p.add_argument("--engine", choices=["auto", "ray", "local"], default="auto",
+                   help="auto (default: Ray with --address, or from 2,000 photos on several cores; else this "
+                        "process), ray (a local Ray, or --address) or local (this process only)")
     p.add_argument("--address",
                    help="a Ray cluster to run on, e.g. ray://head:10001 or auto (default: start a local one)")
-    p.add_argument("--workers", type=int, help="Ray workers (default: one per CPU Ray sees)")
-    p.add_argument("--batch-size", type=int, default=32, help="photos per worker batch (default 32)")
+    p.add_argument("--workers", type=positive_int, help="Ray workers (default: one per CPU Ray sees)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="photos per worker batch (default 32)")
     p.add_argument("--largest", action="store_true",
                    help="take the largest face of photos with several (by default only a clearly dominant one is)")
     p.add_argument("--encoder", help="for a new gallery: a weights name or a saved encoder's folder")
     p.add_argument("--report", metavar="OUT.json", help="write the report (counts, failed photos and why) as JSON")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.set_defaults(run=run_enroll_tree)
 
     p = sub.add_parser("migrate", help="copy a gallery to another backend (e.g. SQLite -> Milvus) without loss")

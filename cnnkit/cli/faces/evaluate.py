@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ..common import positive_float
 from ..progress import progress_bar
 from .options import add_pipeline_options
 
@@ -16,7 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--images", required=True, help="folder with NAME/NAME_NNNN.jpg images")
     ev.add_argument("--json", dest="json_out", metavar="OUT", help="save the report as JSON")
     ev.add_argument("--roc", metavar="OUT.png", help="draw the ROC curve")
-    ev.add_argument("--threshold", type=float, help="use this fixed threshold instead of choosing one")
+    ev.add_argument("--threshold", type=positive_float, help="use this fixed threshold instead of choosing one")
     add_pipeline_options(ev)
     ev.set_defaults(run=run_evaluate)
 
@@ -42,8 +43,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     print(f"{'threshold chosen':18} {report.threshold_protocol}")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(data, indent=2) + "\n")
+        print(f"{'report':18} {args.json_out}")
     if args.roc:
         same = np.array([p.same for p in pairs])
         save_roc(distance, same, args.roc, title=f"{Path(args.pairs).name}: accuracy "
                                                   f"{100 * report.accuracy_mean:.2f}%")
+        print(f"{'ROC curve':18} {args.roc}")
     return 0

@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from ...errors import SettingsError
+from ...errors import CnnkitError, SettingsError
 from ...faces.settings import DEFAULT_ENCODER
-from ..common import print_json_array
+from ..common import DEVICE_HELP, open_fraction, positive_int, print_json_array
 from ..progress import progress_bar
 from .options import add_gallery_option
 
@@ -25,34 +25,34 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     p = gallery_parser("enroll", "add a person (or photos of a person) from one or more photos")
     p.add_argument("name", metavar="NAME")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, or folders of them")
     p.add_argument("--new-person", action="store_true", help="a second person with this name, with its own id")
-    p.add_argument("--id", type=int, help="add the photos to the person with this id")
+    p.add_argument("--id", type=positive_int, help="add the photos to the person with this id")
     p.add_argument("--largest", action="store_true",
                    help="take the largest face of photos with several (by default only a clearly dominant one is)")
     p.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE", help="metadata to keep (repeatable)")
     p.add_argument("--encoder", help="for a new gallery: a weights name or a saved encoder's folder "
                    f"(default {DEFAULT_ENCODER}); an existing gallery uses its own")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.set_defaults(run=run_enroll)
 
     p = gallery_parser("verify", "is the face in IMAGE the person NAME? (exit 0 yes, 1 no, 2 error)")
     p.add_argument("name", metavar="NAME", help="a name, or #ID")
     p.add_argument("image", metavar="IMAGE")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.set_defaults(run=run_verify)
 
     p = gallery_parser("identify", "who is every face in each IMAGE? (a name, or unknown)")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--top-k", type=int, default=3, help="candidates to list per face (default 3)")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, or folders of them")
+    p.add_argument("--top-k", type=positive_int, default=3, help="candidates to list per face (default 3)")
     p.add_argument("--json", action="store_true", help="one JSON array, one object per image, in input order")
     p.add_argument("--index", choices=["auto", "exact", "hnsw"], default="auto", help="search index (default auto)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.set_defaults(run=run_identify)
 
     p = gallery_parser("people", "list the people in the gallery")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(run=run_people)
 
     p = gallery_parser("remove", "delete a person and all their embeddings")
@@ -77,10 +77,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                     "own people and a target false-positive identification rate (--fpir)")
     p.add_argument("--pairs", help="pairs file in LFW's format (1:1)")
     p.add_argument("--images", help="folder with NAME/NAME_NNNN.jpg images (1:1)")
-    p.add_argument("--far", type=float, default=1e-3, help="target false-accept rate of 1:1 (default 1e-3)")
-    p.add_argument("--fpir", type=float, help="1:K: the share of strangers identify may let through, e.g. 0.01; "
-                   "measured on the gallery's own people (15 or more)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--far", type=open_fraction, default=1e-3, help="target false-accept rate of 1:1 (default 1e-3)")
+    p.add_argument("--fpir", type=open_fraction,
+                   help="1:K: the share of strangers identify may let through, e.g. 0.01; "
+                        "measured on the gallery's own people (15 or more)")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.set_defaults(run=run_calibrate)
 
     p = sub.add_parser("reencode", help="move a gallery to another encoder: encode its people's photos again "
@@ -91,7 +92,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--photos", metavar="DIR", help="a folder of kept photos (`cnnkit serve --store-images DIR`), "
                    "looked in before each photo's recorded path")
     p.add_argument("--report", metavar="OUT.json", help="write what was left out, and why, as JSON")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.set_defaults(run=run_reencode)
 
     p = gallery_parser("check", "check the gallery file's integrity")
@@ -105,6 +106,9 @@ def _open(args: argparse.Namespace, *, create: bool = False, readonly: bool = Fa
 
 
 def run_enroll(args: argparse.Namespace) -> int:
+    from ...images import expand_folders
+
+    args.images = expand_folders(args.images)
     metadata = {}
     for item in args.meta:
         key, sep, value = item.partition("=")
@@ -121,8 +125,14 @@ def run_enroll(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    with _open(args, readonly=True) as gallery:
-        result = gallery.verify(args.name, args.image)
+    try:
+        with _open(args, readonly=True) as gallery:
+            result = gallery.verify(args.name, args.image)
+    except CnnkitError as exc:
+        if not args.json:
+            raise
+        print(json.dumps({"error": str(exc)}))  # --json always prints JSON
+        return 2
     if args.json:
         print(json.dumps(result.to_dict()))
     else:
@@ -133,6 +143,9 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def run_identify(args: argparse.Namespace) -> int:
+    from ...images import expand_folders
+
+    args.images = expand_folders(args.images)
     with _open(args, readonly=True, index=args.index) as gallery, \
             progress_bar(total=len(args.images), unit="img", desc="identify") as bar:
         results = gallery.identify(args.images, top_k=args.top_k, on_image=lambda _: bar.update())
@@ -151,7 +164,7 @@ def run_identify(args: argparse.Namespace) -> int:
             for k, face in enumerate(r.faces):
                 x1, y1, x2, y2 = face.face.box
                 who = f"{face.name} (#{face.person_id})" if face.name else "unknown"
-                others = ", ".join(f"{c.name} {c.distance:.3f}" for c in face.candidates)
+                others = ", ".join(f"{c.name} (#{c.person_id}) {c.distance:.3f}" for c in face.candidates)
                 dist = "-" if face.distance is None else f"{face.distance:.3f}"
                 print(f"{r.image}: face {k} at ({x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f}): {who} distance {dist} "
                       f"(nearest: {others or 'nobody enrolled'})")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...errors import CnnkitError, SettingsError
-from ..common import DEVICE_HELP
+from ..common import DEVICE_HELP, positive_float, positive_int
 from ..progress import progress_bar
 
 if TYPE_CHECKING:
@@ -27,21 +27,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="triplets for the loss (default: semihard for the triplet loss; all pairs for the others)")
     p.add_argument("--distance", choices=["squared-l2", "l2", "cosine"], default="squared-l2",
                    help="distance of the triplet/contrastive loss (default squared-l2, as FaceNet)")
-    p.add_argument("--margin", type=float, default=0.2, help="triplet margin alpha (default 0.2)")
+    p.add_argument("--margin", type=positive_float, default=0.2, help="triplet margin alpha (default 0.2)")
     p.add_argument("--head-features", choices=["abs", "chi2"], default="abs", help="binary loss: pair features")
-    p.add_argument("--embedding-dim", type=int, default=128)
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-p", type=int, default=16, help="people per batch (default 16)")
-    p.add_argument("--batch-k", type=int, default=4, help="images per person in a batch (default 4)")
-    p.add_argument("--batches-per-epoch", type=int, help="default: one pass over the people")
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--embedding-dim", type=positive_int, default=128)
+    p.add_argument("--epochs", type=positive_int, default=10)
+    p.add_argument("--batch-p", type=positive_int, default=16, help="people per batch (default 16)")
+    p.add_argument("--batch-k", type=positive_int, default=4, help="images per person in a batch (default 4)")
+    p.add_argument("--batches-per-epoch", type=positive_int, help="default: one pass over the people")
+    p.add_argument("--lr", type=positive_float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-augment", dest="augment", action="store_false", help="no flip / crop / colour jitter")
     p.add_argument("--freeze-encoder", action="store_true",
                    help="dlib-resnet-v1: train a projection (or, with --loss binary, only the head) on its "
                         "precomputed embeddings")
-    p.add_argument("--chip-size", type=int, help="small-resnet input size in pixels (default 96)")
-    p.add_argument("--width", type=int, default=32, help="small-resnet: channels of the first stage (default 32)")
+    p.add_argument("--chip-size", type=positive_int, help="small-resnet input size in pixels (default 96)")
+    p.add_argument("--width", type=positive_int, default=32,
+                   help="small-resnet: channels of the first stage (default 32)")
     p.add_argument("--blocks", default="2,2,2,2", help="small-resnet: residual blocks per stage (default 2,2,2,2)")
     p.add_argument("--people", help="train only on the people listed in this file (LFW people*.txt format)")
     p.add_argument("--val-pairs", help="pairs file (LFW format) to validate on after every epoch")

@@ -13,6 +13,7 @@ import json
 import os
 import sys
 
+from ..common import DEVICE_HELP, positive_float, positive_int
 from ..progress import progress_bar
 
 #: --liveness value -> (checks, require)
@@ -29,16 +30,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="gallery file (default $CNNKIT_GALLERY); without one, faces are tracked but not named")
     p.add_argument("--liveness", nargs="?", const="blink", choices=sorted(LIVENESS_CHOICES),
                    help="check each person is live: blink (the default), turn (the head), either, or both")
-    p.add_argument("--time-limit", type=float, default=6.0, help="seconds a person has for the liveness check")
+    p.add_argument("--time-limit", type=positive_float, default=6.0, help="seconds a person has for the liveness check")
     p.add_argument("--annotate", metavar="OUT.mp4", help="also write the video with boxes and names")
     p.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=None,
                    help="keep to the source's clock and drop late frames (default: only for cameras)")
-    p.add_argument("--max-lag", type=float, default=0.5, help="real time: drop frames later than this (s)")
-    p.add_argument("--recheck", type=float, default=2.0, help="seconds between identifications of a track")
-    p.add_argument("--batch-size", type=int, default=4, help="frames per detector batch (default 4)")
-    p.add_argument("--fps", type=float, help="frame rate of an image sequence (default 25)")
-    p.add_argument("--min-face-size", type=float, default=40.0, help="smallest face to look for, pixels")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--max-lag", type=positive_float, default=0.5, help="real time: drop frames later than this (s)")
+    p.add_argument("--recheck", type=positive_float, default=2.0, help="seconds between identifications of a track")
+    p.add_argument("--batch-size", type=positive_int, default=4, help="frames per detector batch (default 4)")
+    p.add_argument("--fps", type=positive_float, help="frame rate of an image sequence (default 25)")
+    p.add_argument("--min-face-size", type=positive_float, default=40.0, help="smallest face to look for, pixels")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.set_defaults(run=run_watch)
 
 

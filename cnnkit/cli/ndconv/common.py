@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import CnnkitError
-from ..common import DEVICE_HELP
+from ..common import DEVICE_HELP, positive_float, positive_int
 
 
 @dataclass(frozen=True)
@@ -67,12 +67,12 @@ def add_model_option(parser: argparse.ArgumentParser, name: str) -> None:
 
 def add_train_options(p: argparse.ArgumentParser, *, epochs: int, batch: int, lr: float) -> None:
     """The training loop's options (read back by `task_settings`), after the task's own."""
-    p.add_argument("--epochs", type=int, default=epochs, help=f"default {epochs}")
-    p.add_argument("--batch-size", type=int, default=batch, help=f"default {batch}")
-    p.add_argument("--lr", type=float, default=lr, help=f"peak learning rate (AdamW, cosine; default {lr:g})")
+    p.add_argument("--epochs", type=positive_int, default=epochs, help=f"default {epochs}")
+    p.add_argument("--batch-size", type=positive_int, default=batch, help=f"default {batch}")
+    p.add_argument("--lr", type=positive_float, default=lr, help=f"peak learning rate (AdamW, cosine; default {lr:g})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
-    p.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's choice)")
+    p.add_argument("--threads", type=positive_int, help="CPU threads for PyTorch (default: PyTorch's choice)")
 
 
 def task_settings(args: argparse.Namespace, base: Any, **changes: Any) -> Any:

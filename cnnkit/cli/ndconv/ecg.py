@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ...errors import SettingsError
+from ..common import DEVICE_HELP, fraction, nonnegative_float, open_fraction, positive_float, positive_int
 from ..progress import progress_bar
 from .common import Task, add_train_options, epoch_bar, task_settings, write_json
 
@@ -25,11 +26,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                       f"(.safetensors; default $CNNKIT_HOME/ndconv/{ECG.checkpoint})")
     t.add_argument("--no-validation", action="store_true",
                    help="train on all 22 DS1 records for --epochs and keep the last epoch")
-    t.add_argument("--weight-power", type=float,
+    t.add_argument("--weight-power", type=nonnegative_float,
                    help="class weights (n/n_k)^p in the networks' loss; 1 balanced, 0 none (default 1)")
-    t.add_argument("--n-fraction", type=float, help="share of N beats drawn per epoch (default 0.35)")
-    t.add_argument("--members", type=int, help="networks in the ensemble, averaged (default 3)")
-    t.add_argument("--rr-share", type=float,
+    t.add_argument("--n-fraction", type=open_fraction, help="share of N beats drawn per epoch (default 0.35)")
+    t.add_argument("--members", type=positive_int, help="networks in the ensemble, averaged (default 3)")
+    t.add_argument("--rr-share", type=fraction,
                    help="weight of the RR-feature logistic model in the averaged probabilities; 0 leaves it out "
                         "(default 0.5)")
     add_train_options(t, epochs=12, batch=128, lr=2e-3)
@@ -44,21 +45,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--json", dest="json_out", metavar="OUT", help="save the report as JSON")
     e.add_argument("--confusion", metavar="OUT.png", help="draw the confusion matrix")
     e.add_argument("--roc", metavar="OUT.png", help="draw one-vs-rest ROC curves")
-    e.add_argument("--device", default="auto")
+    e.add_argument("--device", default="auto", help=DEVICE_HELP)
     e.set_defaults(run=run_ecg_evaluate)
 
     c = act.add_parser("classify", help="label every beat of a raw record (QRS detection, no annotations needed)")
     c.add_argument("record", metavar="RECORD", help="WFDB record (path without extension or .hea), .npy or .csv")
     ECG.add_model_option(c)
     c.add_argument("--lead", default="MLII", help="lead name or index (default MLII, what the model was trained on)")
-    c.add_argument("--fs", type=float, help="sampling rate in Hz of a .npy / .csv record")
+    c.add_argument("--fs", type=positive_float, help="sampling rate in Hz of a .npy / .csv record")
     c.add_argument("--beats", choices=("detected", "reference"), default="detected")
     c.add_argument("--out", metavar="OUT.csv", help="beat labels (default RECORD-beats.csv in the current folder)")
     c.add_argument("--plot", metavar="OUT.png", help="signal with labelled beats (default RECORD-beats.png)")
-    c.add_argument("--start", type=float, help="plot from this second (default: near the first non-N beat)")
-    c.add_argument("--seconds", type=float, default=20.0, help="seconds to plot (default 20)")
+    c.add_argument("--start", type=nonnegative_float, help="plot from this second (default: near the first non-N beat)")
+    c.add_argument("--seconds", type=positive_float, default=20.0, help="seconds to plot (default 20)")
     c.add_argument("--json", action="store_true", help="print counts and beats as JSON")
-    c.add_argument("--device", default="auto")
+    c.add_argument("--device", default="auto", help=DEVICE_HELP)
     c.set_defaults(run=run_ecg_classify)
 
 

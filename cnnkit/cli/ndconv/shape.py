@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..common import positive_int
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("shape", help="output shape and parameter count of a 1D/2D/3D convolution",
@@ -13,7 +15,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "or a 3-number --kernel says otherwise.")
     p.add_argument("--input", required=True, metavar="SIZES", help="e.g. 14, 14x14x3, 14x14x14x1")
     p.add_argument("--kernel", required=True, metavar="K", help="e.g. 5 or 5x5 or 5x5x5")
-    p.add_argument("--filters", type=int, help="number of filters (output channels)")
+    p.add_argument("--filters", type=positive_int, help="number of filters (output channels)")
     p.add_argument("--stride", default="1", metavar="S")
     p.add_argument("--padding", default="0", metavar="P", help="a number per axis, 'valid' or 'same'")
     p.add_argument("--dilation", default="1", metavar="D")

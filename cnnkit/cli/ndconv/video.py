@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ..common import DEVICE_HELP, positive_int
 from .common import (
     add_model_option,
     add_train_options,
@@ -21,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     g = act.add_parser("generate", help="write clips of the motion task (texture moving up/down/left/right) to a video")
     g.add_argument("out", metavar="OUT.mp4")
-    g.add_argument("--clips", type=int, default=8)
+    g.add_argument("--clips", type=positive_int, default=8)
     g.add_argument("--seed", type=int, default=2)
     g.add_argument("--codec", choices=("libx264", "mpeg4", "ffv1"), default="libx264")
     g.set_defaults(run=run_video_generate)
@@ -29,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t = act.add_parser("train", help="train a clip classifier on the generated motion task")
     t.add_argument("--arch", choices=("3d", "2d", "frames2d"), default="3d",
                    help="3d (default), 2d (per frame, averaged) or frames2d (frames as channels)")
-    t.add_argument("--clips", type=int, default=1600, help="training clips (default 1600)")
+    t.add_argument("--clips", type=positive_int, default=1600, help="training clips (default 1600)")
     t.add_argument("--out", help="checkpoint (default $CNNKIT_HOME/ndconv/video-ARCH.safetensors)")
     add_train_options(t, epochs=8, batch=32, lr=3e-3)
     t.set_defaults(run=run_video_train)
@@ -37,9 +38,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = act.add_parser("predict", help="decode a video into clips and classify each clip's motion")
     p.add_argument("video", metavar="VIDEO")
     add_model_option(p, "video-3d.safetensors")
-    p.add_argument("--stride", type=int, help="frames between clip starts (default: the clip length)")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--stride", type=positive_int, help="frames between clip starts (default: the clip length)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.set_defaults(run=run_video_predict)
 
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ...errors import SettingsError
+from ..common import DEVICE_HELP, positive_int
 from .common import Task, add_train_options, epoch_bar, task_settings, write_json
 
 VOLUME_CANDIDATES = ("../shared/data/volumes/adrenalmnist3d_28.npz", "shared/data/volumes/adrenalmnist3d_28.npz")
@@ -34,10 +35,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     VOLUMES.add_model_option(e)
     VOLUMES.add_data_option(e)
     e.add_argument("--split", choices=("train", "val", "test"), default="test")
-    e.add_argument("--json", dest="json_out", metavar="OUT")
+    e.add_argument("--json", dest="json_out", metavar="OUT", help="save the report as JSON")
     e.add_argument("--roc", metavar="OUT.png")
     e.add_argument("--confusion", metavar="OUT.png")
-    e.add_argument("--device", default="auto")
+    e.add_argument("--device", default="auto", help=DEVICE_HELP)
     e.set_defaults(run=run_volumes_evaluate)
 
     p = act.add_parser("predict", help="classify volumes in .npy, .npz, .nii or .nii.gz files or folders")
@@ -45,9 +46,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     VOLUMES.add_model_option(p)
     p.add_argument("--montage", metavar="OUT.png", default="volumes-montage.png",
                    help="mid-slice montage of the predictions (default volumes-montage.png)")
-    p.add_argument("--max-montage", type=int, default=16, help="volumes drawn at most (default 16)")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--max-montage", type=positive_int, default=16, help="volumes drawn at most (default 16)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.set_defaults(run=run_volumes_predict)
 
 

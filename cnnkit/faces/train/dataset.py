@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import CnnkitError, DatasetError, SettingsError
+from ...images import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 LANDMARKS_FILE = "landmarks-v1.npz"
 #: Per-image status in the landmark cache.
 DETECTED, FALLBACK, UNREADABLE = 0, 1, 2

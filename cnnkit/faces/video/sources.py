@@ -24,12 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import SettingsError, VideoSourceError
-from ...images import load_image
+from ...images import IMAGE_SUFFIXES, load_image
 from ...runtime.extras import require
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 _CAMERA = re.compile(r"^(?:camera|webcam|cam):(\d+)$")
 
 
