@@ -60,12 +60,13 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, task: str, architectu
     return path
 
 
-def read_metadata(path: str | Path) -> dict[str, Any]:
+def read_metadata(path: str | Path, *, task: str | None = None) -> dict[str, Any]:
     from safetensors import safe_open
 
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}; train one first (cnnkit ndconv ... train --out {path})")
+        command = f"cnnkit ndconv {task} train --out {path}" if task else f"cnnkit ndconv TASK train --out {path}"
+        raise CheckpointError(f"no checkpoint at {path}; train one with `{command}`")
     try:
         with safe_open(str(path), framework="pt") as f:
             raw = (f.metadata() or {}).get(META_KEY)
@@ -88,7 +89,7 @@ def load_checkpoint(path: str | Path, *, task: str | None = None, device: torch.
     """
     from safetensors.torch import load_file
 
-    meta = read_metadata(path)
+    meta = read_metadata(path, task=task)
     if task is not None and meta["task"] != task:
         raise CheckpointError(f"{path} is a {meta['task']!r} model, not a {task!r} model")
     config = ResNetConfig.from_dict(meta["config"])

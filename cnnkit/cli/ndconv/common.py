@@ -40,6 +40,9 @@ class Task:
     def model_path(self, given: str | None) -> Path:
         return model_path(given, self.checkpoint)
 
+    def out_path(self, given: str | None) -> Path:
+        return out_path(given, self.checkpoint)
+
     def add_train_parser(self, actions: argparse._SubParsersAction, help: str, *,
                          out_help: str) -> argparse.ArgumentParser:
         """The `train` action: --data and --out; the task's own options come next, then `add_train_options`."""
@@ -55,14 +58,27 @@ def models_dir() -> Path:
     return cnnkit_home() / "ndconv"
 
 
+#: The checkpoints cnnkit ships (made by this repo's default training commands; see the README beside them).
+PRETRAINED = Path(__file__).resolve().parents[2] / "ndconv" / "pretrained"
+
+
 def model_path(given: str | None, name: str) -> Path:
-    """The checkpoint given, else $CNNKIT_HOME/ndconv/`name`."""
+    """The checkpoint given, else one trained into $CNNKIT_HOME/ndconv/`name`, else the one cnnkit ships."""
+    if given:
+        return Path(given)
+    trained = models_dir() / name
+    return trained if trained.exists() or not (PRETRAINED / name).exists() else PRETRAINED / name
+
+
+def out_path(given: str | None, name: str) -> Path:
+    """Where `train` writes: the path given, else $CNNKIT_HOME/ndconv/`name` (never over a shipped model)."""
     return Path(given) if given else models_dir() / name
 
 
 def add_model_option(parser: argparse.ArgumentParser, name: str) -> None:
-    """--model, the checkpoint to load (default $CNNKIT_HOME/ndconv/`name`)."""
-    parser.add_argument("--model", help=f"checkpoint (default $CNNKIT_HOME/ndconv/{name})")
+    """--model, the checkpoint to load (default: one trained into $CNNKIT_HOME/ndconv/`name`, else the shipped one)."""
+    parser.add_argument("--model", help=f"checkpoint (default $CNNKIT_HOME/ndconv/{name} if you trained one, "
+                        "else the one cnnkit ships)")
 
 
 def add_train_options(p: argparse.ArgumentParser, *, epochs: int, batch: int, lr: float) -> None:

@@ -79,7 +79,7 @@ def run_ecg_train(args: argparse.Namespace) -> int:
     with bar:
         trained = train_ecg(data, settings=settings, validation_records=val, data=beats, on_epoch=on_epoch,
                             on_member=lambda i: bar.set_description(f"train network {i + 1}/{settings.members}"))
-    out = save_ecg(ECG.model_path(args.out), trained)
+    out = save_ecg(ECG.out_path(args.out), trained)
     s = trained.summary()
     score = f"{s['validation_score']:.3f}" if s["validation_score"] is not None else "none"
     print(f"{out}  ({settings.members} network(s), best epochs {s['best_epochs']}, "

@@ -12,6 +12,7 @@ from .common import (
     add_train_options,
     epoch_bar,
     model_path,
+    out_path,
     task_settings,
 )
 
@@ -65,7 +66,7 @@ def run_video_train(args: argparse.Namespace) -> int:
     bar, on_epoch = epoch_bar(args.epochs, f"train {args.arch}")
     with bar:
         trained = train_video(settings=settings, on_epoch=on_epoch)
-    out = save_video_model(model_path(args.out, f"video-{args.arch}.safetensors"), trained)
+    out = save_video_model(out_path(args.out, f"video-{args.arch}.safetensors"), trained)
     print(f"{out}  ({trained.parameters} parameters; best epoch {trained.fit.best_epoch}: "
           f"val accuracy {trained.val_accuracy:.3f}; {trained.fit.seconds:.0f} s)")
     return 0

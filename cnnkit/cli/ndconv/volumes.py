@@ -68,7 +68,7 @@ def run_volumes_train(args: argparse.Namespace) -> int:
     bar, on_epoch = epoch_bar(args.epochs, "train")
     with bar:
         trained = train_volumes(data, settings=settings, on_epoch=on_epoch)
-    out = save_volumes(VOLUMES.model_path(args.out), trained, dataset=Path(data).name)
+    out = save_volumes(VOLUMES.out_path(args.out), trained, dataset=Path(data).name)
     print(f"{out}  (best epoch {trained.fit.best_epoch}: val AUC {trained.val['auc']:.3f} "
           f"ACC {trained.val.get('acc_at_threshold', trained.val['acc']):.3f}"
           + (f" at threshold {trained.threshold:.3f}" if trained.threshold is not None else "")
@@ -105,10 +105,12 @@ def run_volumes_predict(args: argparse.Namespace) -> int:
         preds = predict_files(VOLUMES.model_path(args.model), args.paths, device=args.device,
                               on_volume=lambda _: bar.update())
     if args.json:
-        print(json.dumps([{"volume": p.name, "label": p.label, "probabilities": p.probabilities} for p in preds]))
+        print(json.dumps([{"volume": p.name, "label": p.label, "class": p.class_name,
+                           "probabilities": p.probabilities} for p in preds]))
     else:
         for p in preds:
-            print(f"{p.name}: class {p.label} (p={p.probabilities[p.label]:.3f})")
+            print(f"{p.name}: class {p.label}{f' ({p.class_name})' if p.class_name else ''} "
+                  f"(p={p.probabilities[p.label]:.3f})")
     if args.montage:
         save_montage(args.montage, preds[: args.max_montage])
         print(f"montage: {args.montage}", file=sys.stderr)

@@ -166,8 +166,17 @@ def train_volumes(data: str | Path, *, settings: VolumeSettings = VolumeSettings
     return TrainedVolumes(model, settings, result, size, num_classes, best, threshold)
 
 
+#: What the labels of the MedMNIST 3D sets mean (MedMNIST v2's INFO), kept with a model trained on one.
+MEDMNIST_CLASSES = {"adrenalmnist3d": ("normal", "hyperplasia")}
+
+
+def class_names(dataset: str) -> list[str]:
+    return list(MEDMNIST_CLASSES.get(dataset.split("_")[0].split(".")[0].lower(), ()))
+
+
 def save_volumes(path: str | Path, trained: TrainedVolumes, *, dataset: str = "") -> Path:
     info = {"size": trained.size, "num_classes": trained.num_classes, "tta": trained.settings.tta,
+            "classes": class_names(dataset),
             "settings": trained.settings.to_dict(), "dataset": dataset, "best_epoch": trained.fit.best_epoch,
             "val": trained.val, "train_seconds": round(trained.fit.seconds, 1),
             "threshold": trained.threshold}
@@ -199,6 +208,7 @@ class VolumePrediction:
     label: int
     probabilities: tuple[float, ...]
     volume: np.ndarray  # the model's input (size^3, float in [0, 1]), for pictures
+    class_name: str = ""  # what the label means, where the model knows (its training set's names)
 
 
 def predict_files(checkpoint: str | Path, paths: list[str | Path], *, device: str = "auto",
@@ -209,6 +219,7 @@ def predict_files(checkpoint: str | Path, paths: list[str | Path], *, device: st
 
     ck = load_checkpoint(checkpoint, task=TASK, device=resolve_device(device))
     size = int(ck.info["size"])
+    names = list(ck.info.get("classes") or class_names(str(ck.info.get("dataset", ""))))
     files = [f for p in paths for f in list_volume_files(p)]
     out = []
     for f in files:
@@ -217,7 +228,8 @@ def predict_files(checkpoint: str | Path, paths: list[str | Path], *, device: st
             probs = predict_volumes(ck.model, x[None], tta=ck.info.get("tta", "none"))[0]
             # x is float in [0, 1]; predict_volumes only divides uint8 by 255
             label = int(decide(probs[None], ck.info.get("threshold"))[0])
-            out.append(VolumePrediction(name, label, tuple(float(p) for p in probs), x))
+            out.append(VolumePrediction(name, label, tuple(float(p) for p in probs), x,
+                                        names[label] if label < len(names) else ""))
             if on_volume:
                 on_volume(name)
     return out
