@@ -19,6 +19,18 @@ def print_json_array(results: Iterable[Any]) -> None:
     sys.stdout.write("\n")
 
 
+def argument_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An option type from a library parser: its error message (a ValueError's) becomes argparse's."""
+    def wrapped(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    wrapped.__name__ = getattr(parse, "__name__", "value")
+    return wrapped
+
+
 # Types for numeric options: a bad value is refused by the parser, with the option named, before anything runs.
 
 def _number(kind: Callable[[str], Any], test: Callable[[Any], bool], what: str) -> Callable[[str], Any]:

@@ -15,7 +15,6 @@ import os
 import sys
 from pathlib import Path
 
-from ..errors import CnnkitError
 from .common import port, positive_float, positive_int
 
 
@@ -130,11 +129,13 @@ def run_keys_revoke(args: argparse.Namespace) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    try:
-        from ..service.server import serve
-    except ImportError as exc:
-        raise CnnkitError(f"the service needs FastAPI and uvicorn ({exc.name} is missing): "
-                          "pip install fastapi uvicorn python-multipart") from None
+    from ..runtime.device import resolve_device
+    from ..runtime.extras import require
+
+    for module in ("fastapi", "uvicorn", "python_multipart"):
+        require(module, extra="serve", purpose="the service")
+    resolve_device(args.device)  # a device that is not there: one line now, not a traceback from a worker
+    from ..service.server import serve
     from ..service.settings import ServiceSettings
 
     settings = ServiceSettings(

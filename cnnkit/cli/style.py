@@ -16,7 +16,7 @@ from ..style.settings import (
     StyleSettings,
     parse_layer_weights,
 )
-from .common import DEVICE_HELP, nonnegative_float, positive_float, positive_int
+from .common import DEVICE_HELP, argument_type, nonnegative_float, positive_float, positive_int
 from .progress import progress_bar
 
 
@@ -28,7 +28,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("content", metavar="CONTENT", help="the photo (any format load_image reads)")
     parser.add_argument("styles", nargs="+", metavar="STYLE", help="style image(s); several are blended")
     parser.add_argument("-o", "--output", required=True, metavar="OUT.png",
-                        help="output PNG; the cost log goes to OUT.json")
+                        help="output image (PNG, JPEG, ... by its name; folders are made); "
+                             "the cost log goes to OUT.json")
     add_options(parser)
     parser.set_defaults(run=run_style)
 
@@ -43,7 +44,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
                         help=f"alpha, weight of the content cost (default {d.content_weight:g})")
     parser.add_argument("--style-weight", type=nonnegative_float, default=d.style_weight, metavar="BETA",
                         help=f"beta, weight of the style cost (default {d.style_weight:g})")
-    parser.add_argument("--style-layer-weights", type=parse_layer_weights, metavar="LAYER=W,...",
+    parser.add_argument("--style-layer-weights", type=argument_type(parse_layer_weights), metavar="LAYER=W,...",
                         help="lambda per style layer, e.g. conv1_1=0.2,conv2_1=0.2,conv3_1=0.2,conv4_1=0.2,conv5_1=0.2 "
                              "(default: conv1_1..conv5_1 weighted 1/n_C^2, summing to 1)")
     parser.add_argument("--content-layer", default=DEFAULT_CONTENT_LAYER,
@@ -85,18 +86,19 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, object]:
 
 
 def run_style(args: argparse.Namespace) -> int:
+    from PIL import Image
+
     from ..images import load_image
     from ..style.plot import save_cost_plot
     from ..style.settings import make_settings
     from ..style.transfer import Step, style_transfer
 
     output = Path(args.output)
-    if output.suffix.lower() != ".png":
-        raise SettingsError(f"{output}: the output is written as PNG; give a name ending in .png")
+    if output.suffix.lower() not in Image.registered_extensions():
+        raise SettingsError(f"{output}: give the output a name PIL can write, e.g. OUT.png or OUT.jpg")
     if args.save_every is not None and args.save_every < 1:
         raise SettingsError(f"--save-every must be >= 1; got {args.save_every}")
-    if not output.parent.exists():
-        raise SettingsError(f"{output.parent}: no such folder for the output")
+    output.parent.mkdir(parents=True, exist_ok=True)
     settings = settings_from_args(args)
     check = make_settings(**settings)  # bad values fail before any image is read
     total_steps = check.steps + 1 + (check.multiscale - 1) * (
@@ -112,11 +114,11 @@ def run_style(args: argparse.Namespace) -> int:
             bar.set_postfix_str(f"{step.size[1]}x{step.size[0]} content {step.costs.content:.4g} "
                                 f"style {step.costs.style:.4g} total {step.costs.total:.4g}", refresh=False)
             if args.save_every and step.step % args.save_every == 0:
-                _save_png(step.image(), output.with_name(f"{output.stem}-step{step.step:04d}.png"))
+                _save_image(step.image(), output.with_name(f"{output.stem}-step{step.step:04d}{output.suffix}"))
 
         result = style_transfer(content, styles, callback=on_step, **settings)
 
-    _save_png(result.image, output)
+    _save_image(result.image, output)
     log = result.to_log()
     log["inputs"] = {"content": str(args.content), "styles": [str(p) for p in args.styles], "output": str(output)}
     log_path = output.with_suffix(".json")
@@ -133,11 +135,12 @@ def run_style(args: argparse.Namespace) -> int:
     return 0
 
 
-def _save_png(image, path: Path) -> None:
+def _save_image(image, path: Path) -> None:
+    """Write `image` in the format its name says (written beside it first, then renamed)."""
     from PIL import Image
 
     tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(image).save(tmp, format="PNG")
+    Image.fromarray(image).save(tmp, format=Image.registered_extensions()[path.suffix.lower()])
     tmp.replace(path)
 
 

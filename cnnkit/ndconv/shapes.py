@@ -139,15 +139,13 @@ def conv_shape(input_spatial: IntOrSeq, kernel: IntOrSeq, *, in_channels: int = 
 
 
 def parse_sizes(text: str, name: str = "size") -> tuple[int, ...]:
-    """'14x14x3' -> (14, 14, 3); also accepts '*', ',' and spaces between numbers."""
-    parts = [p for p in re.split(r"[x×*, ]+", text.strip().lower()) if p]
-    try:
-        values = tuple(int(p) for p in parts)
-    except ValueError:
-        raise SettingsError(f"{name} {text!r} is not like 14x14x3") from None
-    if not values:
+    """'14x14x3' -> (14, 14, 3); also accepts '*' or ',' between the numbers (one separator each)."""
+    compact = re.sub(r"\s*([x×*,])\s*", r"\1", text.strip().lower())
+    if not compact:
         raise SettingsError(f"{name} is empty")
-    return values
+    if not re.fullmatch(r"\d+([x×*,]\d+)*", compact):
+        raise SettingsError(f"{name} {text!r} is not like 14x14x3 (whole numbers, one 'x' between them)")
+    return tuple(int(p) for p in re.split(r"[x×*,]", compact))
 
 
 def split_channels(shape: Sequence[int], dim: int | None = None) -> tuple[tuple[int, ...], int]:

@@ -6,7 +6,6 @@ to the image and place it came from; plus ``result.json`` with everything `TopPa
 from __future__ import annotations
 
 import html
-import json
 import os
 from collections import OrderedDict
 from collections.abc import Callable
@@ -151,7 +150,8 @@ def write_report(finder: TopPatches, result: TopPatchesResult, out_dir: str | os
         area_html = []
         for unit, rank, (x0, y0, x1, y1) in areas:
             patch = lp.units[unit][rank]
-            link = os.path.relpath(patch.source, out.resolve()) if os.path.isabs(patch.source) else patch.source
+            # from the report's folder to the image, wherever the run named it from
+            link = os.path.relpath(os.path.abspath(patch.source), out.resolve())
             sx0, sy0, sx1, sy1 = (round(v) for v in patch.source_box)
             title = (f"{layer} unit {unit} #{rank + 1}: activation {patch.activation:.4g}; {patch.source}, "
                      f"box x {sx0}..{sx1}, y {sy0}..{sy1} of the original (view box {patch.box})")
@@ -159,7 +159,7 @@ def write_report(finder: TopPatches, result: TopPatchesResult, out_dir: str | os
                              f'title="{html.escape(title)}" alt="{html.escape(title)}">')
         sections.append(
             f'<section id="{anchor}"><h2>{html.escape(layer)}</h2>'
-            f'<p>Receptive field: {html.escape(json.dumps(lp.field.to_dict()))}. '
+            f'<p>Receptive field: {html.escape(_readable(lp.field.to_dict()))}. '
             f'Hover over a patch for its image and place; click it to open the image.</p>'
             f'<img src="{file}" usemap="#map-{anchor}" width="{grid.width}" height="{grid.height}" '
             f'alt="{html.escape(layer)}">'
@@ -168,7 +168,7 @@ def write_report(finder: TopPatches, result: TopPatchesResult, out_dir: str | os
     if result.skipped:
         items = "".join(f"<li>{html.escape(k)}: {html.escape(v)}</li>" for k, v in list(result.skipped.items())[:200])
         skipped = f"<details><summary>{len(result.skipped)} images skipped</summary><ul>{items}</ul></details>"
-    view = html.escape(json.dumps(result.view))
+    view = html.escape(_readable(result.view))
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>cnnkit visualize: {html.escape(result.model)}</title>
 <style>body{{font-family:sans-serif;margin:1.5em}} img{{image-rendering:auto;border:1px solid #ccc}}</style></head>
@@ -186,3 +186,11 @@ colour). Numbers are activations. Data: <a href="result.json">result.json</a>.</
 
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def _readable(values: object) -> str:
+    """A settings dict as words for the page ("kind resize-crop, size 224"), not as JSON."""
+    if not isinstance(values, dict):
+        return str(values)
+    return ", ".join(f"{str(k).replace('_', ' ')} {_readable(v) if isinstance(v, dict) else v}"
+                     for k, v in values.items())

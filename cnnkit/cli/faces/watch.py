@@ -79,6 +79,7 @@ def run_watch(args: argparse.Namespace) -> int:
     finally:
         if writer is not None:
             writer.close()
+            print(f"annotated video: {args.annotate}", file=sys.stderr)  # stdout holds the JSON lines
         if gallery is not None:
             gallery.close()
     return 0

@@ -22,9 +22,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     act = vid.add_subparsers(dest="video_command", metavar="ACTION", required=True)
 
     g = act.add_parser("generate", help="write clips of the motion task (texture moving up/down/left/right) to a video")
-    g.add_argument("out", metavar="OUT.mp4")
-    g.add_argument("--clips", type=positive_int, default=8)
-    g.add_argument("--seed", type=int, default=2)
+    g.add_argument("out", metavar="OUT.mp4", help="the video file to write")
+    g.add_argument("--clips", type=positive_int, default=8, help="clips in the video (default 8)")
+    g.add_argument("--seed", type=int, default=2, help="seed of the textures and directions (default 2)")
     g.add_argument("--codec", choices=("libx264", "mpeg4", "ffv1"), default="libx264")
     g.set_defaults(run=run_video_generate)
 

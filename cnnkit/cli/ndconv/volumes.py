@@ -86,14 +86,19 @@ def run_volumes_evaluate(args: argparse.Namespace) -> int:
     probs, labels = report.pop("_probs"), report.pop("_labels")
     print(f"{Path(data).name} {args.split}: AUC {report['auc']:.3f}  ACC {report['acc']:.3f}  ({report['n']} volumes)")
     write_json(args.json_out, report)
+    written = [args.json_out] if args.json_out else []
     if args.roc and probs.shape[1] == 2:
         fpr, tpr = roc_curve(probs[:, 1], labels == 1)
         save_roc(args.roc, {"3D CNN": (fpr, tpr, report["auc"])}, title=f"{Path(data).name}, {args.split}")
+        written.append(args.roc)
     if args.confusion:
         import numpy as np
 
         save_confusion(args.confusion, np.array(report["confusion"]), [str(k) for k in range(probs.shape[1])],
                        title=f"{Path(data).name}, {args.split}")
+        written.append(args.confusion)
+    if written:
+        print(f"wrote {', '.join(written)}")
     return 0
 
 
