@@ -49,6 +49,18 @@ class Face:
     def center(self) -> tuple[float, float]:
         return ((self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2)
 
+    @property
+    def css_box(self) -> tuple[int, int, int, int]:
+        """The box as face_recognition writes it: (top, right, bottom, left), whole pixels."""
+        x1, y1, x2, y2 = self.box
+        return round(y1), round(x2), round(y2), round(x1)
+
+    @property
+    def xywh(self) -> dict[str, int]:
+        """The box as DeepFace writes it: {"x", "y", "w", "h"} (corner, width, height), whole pixels."""
+        x1, y1, x2, y2 = (round(v) for v in self.box)
+        return {"x": x1, "y": y1, "w": x2 - x1, "h": y2 - y1}
+
     def to_dict(self) -> dict:
         """JSON-ready form (lists and floats)."""
         out = {

@@ -187,3 +187,28 @@ def test_style_writes_any_format_pil_writes_into_a_new_folder(tmp_path, capsys):
     code, printed, _ = run(capsys, "style", str(photo), str(DATA / "style" / "starry_night.jpg"), "-o", str(out),
                            "--size", "32", "--steps", "1", "--device", "cpu")
     assert code == 0 and out.is_file() and Image.open(out).format == "JPEG" and str(out) in printed
+
+
+def test_a_missing_photo_is_exit_2_everywhere(tmp_path, capsys, face_weights):
+    db, missing, photo = str(tmp_path / "g.db"), str(tmp_path / "nope.jpg"), str(lfw_image("Colin_Powell", 1))
+    assert run(capsys, "faces", "enroll", "--gallery", db, "Colin Powell", photo, "--device", "cpu")[0] == 0
+    for argv in (["faces", "embed", missing, photo, "--device", "cpu"],
+                 ["faces", "identify", "--gallery", db, missing, photo, "--device", "cpu"],
+                 ["faces", "enroll", "--gallery", db, "Other", missing, "--device", "cpu"],
+                 ["faces", "verify", "--gallery", db, "Colin Powell", missing, "--device", "cpu"],
+                 ["faces", "compare", missing, photo, "--device", "cpu"],
+                 ["style", missing, photo, "-o", str(tmp_path / "o.png")]):
+        code, _, err = run(capsys, *argv)
+        assert code == 2 and "nope.jpg" in err + _, argv
+
+
+def test_a_failed_first_enrollment_leaves_no_empty_gallery(tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a photo")
+    code, _, err = run(capsys, "faces", "enroll", "--gallery", str(tmp_path / "new.db"), "A", str(notes))
+    assert code == 2 and "nothing was enrolled" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    code, _, err = run(capsys, "faces", "enroll", "--gallery", str(tmp_path / "nope" / "x.db"), "A", str(notes))
+    assert code == 2 and "the folder" in err and "does not exist" in err
+    with pytest.raises(Exception, match="create=True"):
+        Gallery(tmp_path / "none.db")

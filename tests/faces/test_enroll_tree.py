@@ -115,7 +115,7 @@ def test_cli_enroll_tree_then_migrate_to_milvus_lite(tree, tmp_path, capsys, fac
     code = main(["faces", "enroll-tree", str(tree), "--gallery", str(db), "--engine", "local", "--report",
                  str(report), "--device", "cpu"])
     out, err = capsys.readouterr()
-    assert code == 1  # one photo failed; it is listed, the others are enrolled
+    assert code == 2  # one photo failed (an error); it is listed, the others are enrolled
     assert "enrolled 6 photo(s) (3 new people)" in out and "1 duplicate(s), 1 failed" in out
     assert "broken.jpg" in err
     saved = json.loads(report.read_text())

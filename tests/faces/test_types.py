@@ -23,3 +23,13 @@ def test_any_difference_makes_them_differ():
     assert face(np.ones(4, np.float32)) != face(np.zeros(4, np.float32))
     moved = Face(box=face().box, score=0.99, landmarks=face().landmarks + 0.5)
     assert moved != face() and face() != "a face"
+
+
+def test_box_in_the_peers_conventions():
+    f = Face(box=(10.4, 20.6, 60.2, 80.0), score=0.9, landmarks=np.zeros((5, 2), np.float32))
+    top, right, bottom, left = f.css_box  # face_recognition: image[top:bottom, left:right] is the face
+    assert (top, right, bottom, left) == (21, 60, 80, 10)
+    assert f.xywh == {"x": 10, "y": 21, "w": 50, "h": 59}  # DeepFace: image[y:y+h, x:x+w]
+    image = np.arange(100 * 100).reshape(100, 100)
+    x, y, w, h = f.xywh.values()
+    assert np.array_equal(image[top:bottom, left:right], image[y:y + h, x:x + w])

@@ -21,8 +21,8 @@ from ..progress import progress_bar
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="are two photos of the same person? (exit 0 same, 1 different, 2 error)")
-    p.add_argument("photo_a", metavar="PHOTO_A")
-    p.add_argument("photo_b", metavar="PHOTO_B")
+    p.add_argument("photo_a", metavar="PHOTO_A", help="a photo (its largest face is compared)")
+    p.add_argument("photo_b", metavar="PHOTO_B", help="another photo")
     p.add_argument("--json", action="store_true", help="print the answer as JSON (distance, threshold, boxes)")
     p.add_argument("--threshold", type=positive_float, help="a distance of your own (default: the encoder's)")
     p.add_argument("--encoder", default=DEFAULT_ENCODER, help=f"default {DEFAULT_ENCODER}")
@@ -110,4 +110,4 @@ def run_match(args: argparse.Namespace) -> int:
         for face in result.faces:
             out.writerow([result.image, face.name or "unknown_person",
                           "" if face.distance is None else f"{face.distance:.4f}"])
-    return 1 if failed else 0
+    return 2 if failed else 0

@@ -64,7 +64,7 @@ def run_enroll_tree(args: argparse.Namespace) -> int:
     if len(report.failed) > 20:
         more = f"see {args.report}" if args.report else "--report FILE lists them all"
         print(f"  ... and {len(report.failed) - 20} more ({more})", file=sys.stderr)
-    return 1 if report.failed else 0
+    return 2 if report.failed else 0  # an unreadable photo is an error, as everywhere
 
 
 def run_migrate(args: argparse.Namespace) -> int:

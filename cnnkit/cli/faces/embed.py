@@ -43,4 +43,4 @@ def run_embed(args: argparse.Namespace) -> int:
                 emb = np.array2string(embedding_of(face)[:4], precision=3, separator=", ")[:-1]
                 print(f"  face {k}: box=({x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f}) score={face.score:.3f} "
                       f"embedding={emb}, ...] ({len(embedding_of(face))}-D)")
-    return 1 if any(r.error for r in results) else 0
+    return 2 if any(r.error for r in results) else 0  # an unreadable photo is an error, as everywhere

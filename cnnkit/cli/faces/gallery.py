@@ -1,14 +1,15 @@
 """`cnnkit faces enroll|verify|identify|people|remove|rename|export|import|calibrate|reencode|check`.
 
 Every action takes `--gallery G` (default: $CNNKIT_GALLERY). Exit status: 0 on
-success (for verify: a match), 1 for "no match" (verify) or inputs that failed
-(identify), 2 for an error.
+success (for verify: a match), 1 for "no match" (verify), 2 for an error
+(identify: any photo that could not be read; the others are still answered).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from ...errors import CnnkitError, SettingsError
 from ...faces.settings import DEFAULT_ENCODER
@@ -68,8 +69,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("out", metavar="FILE.npz")
     p.set_defaults(run=run_export)
 
-    p = gallery_parser("import", "add the people of an exported .npz file to the gallery")
+    p = gallery_parser("import", "add the people of an exported .npz file to the gallery (all of them or none)")
     p.add_argument("source", metavar="FILE.npz")
+    p.add_argument("--use-threshold", action="store_true",
+                   help="also set the gallery's threshold to the one in the file (never done without this)")
     p.set_defaults(run=run_import)
 
     p = gallery_parser("calibrate", "1:1: the threshold from labelled pairs for a target false-accept rate "
@@ -105,6 +108,19 @@ def _open(args: argparse.Namespace, *, create: bool = False, readonly: bool = Fa
     return Gallery(args.gallery, create=create, readonly=readonly, device=getattr(args, "device", None), **kw)
 
 
+def _new_local_gallery(location: str) -> Path | None:
+    """The gallery file this command is about to create, or None (it exists, or it is a URL)."""
+    if "://" in location:
+        return None
+    path = Path(location)
+    return None if path.exists() else path
+
+
+def _remove_gallery_file(path: Path) -> None:
+    for part in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        part.unlink(missing_ok=True)
+
+
 def run_enroll(args: argparse.Namespace) -> int:
     from ...images import expand_folders
 
@@ -115,11 +131,17 @@ def run_enroll(args: argparse.Namespace) -> int:
         if not sep or not key:
             raise SettingsError(f"--meta wants KEY=VALUE, got {item!r}")
         metadata[key] = value
-    with _open(args, create=True, encoder=args.encoder) as gallery, \
-            progress_bar(total=len(args.images), unit="img", desc="enroll") as bar:
-        person = gallery.enroll(args.name, args.images, new_person=args.new_person, person_id=args.id,
-                                metadata=metadata or None, pick="largest" if args.largest else "auto",
-                                on_image=lambda _: bar.update())
+    new_file = _new_local_gallery(args.gallery)
+    try:
+        with _open(args, create=True, encoder=args.encoder) as gallery, \
+                progress_bar(total=len(args.images), unit="img", desc="enroll") as bar:
+            person = gallery.enroll(args.name, args.images, new_person=args.new_person, person_id=args.id,
+                                    metadata=metadata or None, pick="largest" if args.largest else "auto",
+                                    on_image=lambda _: bar.update())
+    except BaseException:
+        if new_file is not None:  # a failed first enrollment leaves no empty gallery behind
+            _remove_gallery_file(new_file)
+        raise
     print(f"enrolled {person.name} (#{person.id}): {person.embeddings} photo(s) in {args.gallery}")
     return 0
 
@@ -168,7 +190,7 @@ def run_identify(args: argparse.Namespace) -> int:
                 dist = "-" if face.distance is None else f"{face.distance:.3f}"
                 print(f"{r.image}: face {k} at ({x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f}): {who} distance {dist} "
                       f"(nearest: {others or 'nobody enrolled'})")
-    return 1 if any(r.error for r in results) else 0
+    return 2 if any(r.error for r in results) else 0  # an unreadable photo is an error, as everywhere
 
 
 def run_people(args: argparse.Namespace) -> int:
@@ -215,8 +237,13 @@ def run_import(args: argparse.Namespace) -> int:
 
     manifest, _ = read_export(args.source)
     with _open(args, create=True, flip=manifest["model"]["flip"]) as gallery:
-        counts = import_gallery(gallery, args.source)
+        counts = import_gallery(gallery, args.source, use_threshold=args.use_threshold)
     print(f"imported {counts['people']} people, {counts['embeddings']} embeddings into {args.gallery}")
+    if counts["threshold_applied"]:
+        print(f"threshold set to {counts['threshold_in_file']:g} from {args.source}")
+    elif counts["threshold_in_file"] is not None:
+        print(f"the threshold in {args.source} ({counts['threshold_in_file']:g}) was not applied; "
+              "pass --use-threshold to apply it")
     return 0
 
 

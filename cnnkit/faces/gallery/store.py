@@ -6,14 +6,26 @@
   written; several readers and one writer at a time, others wait (busy timeout).
 - `schema_version` in the meta table, with migrations; a newer schema is refused.
 - Embeddings are float32 blobs, each with the model and model version that made it.
+- Deletion erases: every connection runs with `secure_delete` (freed pages are
+  overwritten with zeros, on any SQLite build), and a transaction that removed
+  or renamed a person is followed by a `wal_checkpoint(TRUNCATE)`, which copies
+  the zeroed pages into the main file and cuts the write-ahead log to 0 bytes:
+  the old frames, which still hold what was removed, are gone from the disk
+  file once `remove` returns (see docs/service.md for the limits: backups,
+  copies of the file, Milvus).
+- Private: a new gallery file is created 0600 whatever the umask; SQLite gives
+  its -wal and -shm files the main file's mode.
+- Ids: AUTOINCREMENT, so the id of a removed person or embedding is never given again.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,8 +39,26 @@ from ...runtime.clock import utc_timestamp
 FORMAT = "cnnkit-gallery"
 SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 30.0
+#: SQLite's rowids are signed 64-bit: anything outside 1..MAX_ID cannot be a stored id.
+MAX_ID = 2**63 - 1
+#: Mode of the gallery file (and so of its -wal and -shm) when cnnkit creates it.
+FILE_MODE = 0o600
+
+log = logging.getLogger(__name__)
 
 
+def is_id(value: object) -> bool:
+    """Whether `value` can be the id of a stored row (an int in 1..2^63-1); anything else is nobody."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 0 < int(value) <= MAX_ID
+
+
+def create_private_file(path: Path) -> None:
+    """Create an empty file readable and writable by its owner only (0600), whatever the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)  # the umask can only take bits away; set exactly these
+    finally:
+        os.close(fd)
 
 
 def _execute_script(db: sqlite3.Connection, script: str) -> None:
@@ -121,7 +151,10 @@ class GalleryStore:
         self.path = Path(path)
         exists = self.path.exists()
         if not exists and not create:
-            raise GalleryError(f"{self.path}: no such gallery; enroll someone to create it")
+            raise GalleryError(f"{self.path}: no such gallery; enroll someone to create it "
+                               "(in Python: Gallery(path, create=True))")
+        if not exists and not self.path.parent.is_dir():
+            raise GalleryError(f"{self.path}: the folder {self.path.parent} does not exist")
         if exists and self.path.is_dir():
             raise GalleryError(f"{self.path}: is a folder, not a gallery file")
         # Honour a file marked read-only even where we could write it anyway (root).
@@ -129,6 +162,16 @@ class GalleryStore:
         self.readonly = readonly or not self._file_writable
         if readonly and not exists:
             raise GalleryError(f"{self.path}: no such gallery")
+        if not exists:
+            try:
+                create_private_file(self.path)  # SQLite would create it 0644; its -wal/-shm copy this mode
+            except FileExistsError:
+                pass  # another process created it meanwhile: open theirs
+            except OSError as exc:
+                raise GalleryError(f"{self.path}: cannot create the gallery ({exc.strerror})") from None
+        elif not self.readonly and self.path.stat().st_mode & 0o077:
+            log.warning("%s is readable by other users (mode %o): it holds biometric data; "
+                        "`chmod 600 %s` keeps it private", self.path, self.path.stat().st_mode & 0o777, self.path)
         self._local = threading.local()
         self._commits = 0
         try:
@@ -154,6 +197,8 @@ class GalleryStore:
             db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
+            # Freed pages are overwritten with zeros (SQLite's default depends on how it was built).
+            db.execute("PRAGMA secure_delete=ON")
             return db
         # A file we may not write: read it as it is. (Without write access no WAL index
         # can be kept beside it, so fall back to reading it as immutable.)
@@ -184,6 +229,7 @@ class GalleryStore:
             db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             raise GalleryBusy(f"{self.path}: cannot write ({exc})") from None
+        self._local.erased = False
         try:
             yield db
         except BaseException:
@@ -196,6 +242,30 @@ class GalleryStore:
                 db.execute("ROLLBACK")
                 raise GalleryBusy(f"{self.path}: could not save the change ({exc}); nothing was stored") from None
             self._commits += 1
+            if self._local.erased:
+                self.erase_log()
+
+    def erase_log(self) -> bool:
+        """Copy every committed page into the main file and cut the write-ahead log to 0 bytes.
+
+        After a removal, the log still holds the frames written before it (the person's
+        rows as they were); secure_delete only zeroes the pages the removal wrote. This
+        checkpoint waits (busy timeout) for readers of older snapshots to finish, then
+        truncates. Returns whether it completed; when it could not (another process
+        kept a read open past the busy timeout), a warning is logged and the next
+        removal, or closing the last connection, finishes the job.
+        """
+        db = self.connection()
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            busy, _log_frames, _copied = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy:
+                return True
+            if time.monotonic() > deadline:
+                log.warning("%s: could not truncate the write-ahead log after a removal (a reader kept it busy); "
+                            "removed data stays in %s-wal until the next checkpoint", self.path, self.path.name)
+                return False
+            time.sleep(0.05)
 
     # -- schema ---------------------------------------------------------------------
 
@@ -264,7 +334,7 @@ class GalleryStore:
 
     def names(self, person_ids: set[int]) -> dict[int, str]:
         """id -> name of these people (those that exist): the names a search answer needs, not everyone's."""
-        ids = sorted(int(i) for i in person_ids)
+        ids = sorted(int(i) for i in person_ids if is_id(i))
         out: dict[int, str] = {}
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
@@ -274,6 +344,8 @@ class GalleryStore:
         return out
 
     def person(self, person_id: int) -> Person | None:
+        if not is_id(person_id):
+            return None
         row = self.connection().execute(
             "SELECT p.id, p.name, p.metadata, p.created_at, count(e.id) FROM people p "
             "LEFT JOIN embeddings e ON e.person_id = p.id WHERE p.id = ? GROUP BY p.id", (person_id,)).fetchone()
@@ -303,11 +375,17 @@ class GalleryStore:
         return ids
 
     def remove_person(self, tx: sqlite3.Connection, person_id: int) -> None:
+        """Delete a person and their embeddings; the log is erased once the transaction commits."""
+        if not is_id(person_id):
+            return
         tx.execute("DELETE FROM embeddings WHERE person_id = ?", (person_id,))
         tx.execute("DELETE FROM people WHERE id = ?", (person_id,))
+        self._local.erased = True
 
     def rename_person(self, tx: sqlite3.Connection, person_id: int, name: str) -> None:
+        """A new name; the old one is erased from the file and its log once the transaction commits."""
         tx.execute("UPDATE people SET name = ? WHERE id = ?", (name, person_id))
+        self._local.erased = True
 
     # -- embeddings -----------------------------------------------------------------
 
@@ -331,6 +409,8 @@ class GalleryStore:
                  "FROM embeddings")
         args: tuple = ()
         if person_id is not None:
+            if not is_id(person_id):
+                return []
             query += " WHERE person_id = ?"
             args = (person_id,)
         keys = ("id", "person_id", "vector", "model", "model_version", "source", "source_sha256", "box", "created_at")

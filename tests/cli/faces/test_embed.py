@@ -16,7 +16,7 @@ def test_embed_json_keeps_input_order_and_reports_errors(capsys, tmp_path):
     bad.write_bytes(b"not a jpeg")
     good = lfw_image("Aaron_Eckhart", 1)
     code, out, _ = run(capsys, "faces", "embed", str(good), str(bad), str(good), "--json")
-    assert code == 1  # one input failed
+    assert code == 2  # one input failed: an error, as a missing file is everywhere
     data = json.loads(out)
     assert [d["image"] for d in data] == [str(good), str(bad), str(good)]
     assert "error" in data[1] and "not an image" in data[1]["error"]
