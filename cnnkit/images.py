@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -27,6 +28,15 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 #: Default pixel limit (width x height). 100 megapixels is larger than any phone photo.
 MAX_PIXELS = 100_000_000
+
+
+_REPR = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>")
+
+
+def describe(exc: BaseException) -> str:
+    """An exception's message fit to show a user: no `<_io.BytesIO object at 0x7f...>` (memory addresses)."""
+    text = _REPR.sub("the data", str(exc)).strip()
+    return text or type(exc).__name__
 
 
 def as_batch(images: ImageInput | Sequence[ImageInput]) -> tuple[list[ImageInput], bool]:
@@ -56,11 +66,11 @@ def load_image(image: ImageInput, *, max_pixels: int = MAX_PIXELS) -> np.ndarray
             try:
                 pil = Image.open(stream)
             except Image.DecompressionBombError as exc:
-                raise ImageError(f"{name}: image is too large to decode safely ({exc})") from None
+                raise ImageError(f"{name}: image is too large to decode safely ({describe(exc)})") from None
             except UnidentifiedImageError:
                 raise ImageError(f"{name}: not an image file, or a format that cannot be read") from None
             except OSError as exc:
-                raise ImageError(f"{name}: cannot read image ({exc})") from None
+                raise ImageError(f"{name}: cannot read image ({describe(exc)})") from None
             return _from_pil(pil, name, max_pixels)
     finally:
         if owned:
@@ -113,12 +123,25 @@ def _from_pil(pil: Image.Image, name: str, max_pixels: int) -> np.ndarray:
         pil.load()
         pil = ImageOps.exif_transpose(pil)
     except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{name}: image data is damaged or truncated ({exc})") from None
+        raise ImageError(f"{name}: image data is damaged or truncated ({describe(exc)})") from None
     return _to_rgb8(pil)
+
+
+#: Images above this many pixels are converted to an array a band of rows at a time, so that
+#: converting a 40 MP photo costs its array (120 MB) and not two more full copies on the way.
+BAND_FROM_PIXELS = 4_000_000
+_BAND_ROWS = 256
+_POINTWISE = ("RGB", "L", "CMYK", "YCbCr", "LAB", "HSV", "1")
 
 
 def _to_rgb8(pil: Image.Image) -> np.ndarray:
     mode = pil.mode
+    if pil.width * pil.height > BAND_FROM_PIXELS and mode in _POINTWISE:
+        out = np.empty((pil.height, pil.width, 3), dtype=np.uint8)
+        for top in range(0, pil.height, _BAND_ROWS):
+            band = pil.crop((0, top, pil.width, min(pil.height, top + _BAND_ROWS)))
+            out[top:top + band.height] = np.asarray(band if band.mode == "RGB" else band.convert("RGB"))
+        return out
     if mode.startswith("I;16"):
         return _gray_to_rgb(np.asarray(pil, dtype=np.float64) / 257.0)
     if mode in ("I", "F"):

@@ -27,18 +27,20 @@ from cnnkit.faces.gallery.search import ExactIndex, HNSWIndex
 DIM = 128
 
 
-def unit_vectors(rng: np.random.Generator, n: int) -> np.ndarray:
-    out = np.empty((n, DIM), dtype=np.float32)
+def unit_vectors(rng: np.random.Generator, n: int, dim: int = DIM) -> np.ndarray:
+    out = np.empty((n, dim), dtype=np.float32)
     for start in range(0, n, 100_000):  # in chunks, to keep float64 temporaries small
-        v = rng.standard_normal((min(100_000, n - start), DIM))
+        v = rng.standard_normal((min(100_000, n - start), dim))
         out[start:start + len(v)] = v / np.linalg.norm(v, axis=1, keepdims=True)
     return out
 
 
 def probes(rng: np.random.Generator, vectors: np.ndarray, count: int,
            noise: float = 0.04) -> tuple[np.ndarray, np.ndarray]:
+    """Noisy copies of `count` stored vectors; the noise per axis is scaled so that it is about 0.45 long in any D."""
+    dim = vectors.shape[1]
     truth = rng.choice(len(vectors), size=count, replace=False)
-    q = vectors[truth] + rng.standard_normal((count, DIM)).astype(np.float32) * noise
+    q = vectors[truth] + rng.standard_normal((count, dim)).astype(np.float32) * noise * np.sqrt(DIM / dim)
     return q / np.linalg.norm(q, axis=1, keepdims=True), truth
 
 

@@ -40,6 +40,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help="largest photo, width x height (default 40,000,000)")
     parser.add_argument("--timeout", type=positive_float, default=30.0,
                         help="seconds to receive a request, and to wait for the face models (default 30)")
+    parser.add_argument("--header-timeout", type=positive_float, default=10.0,
+                        help="seconds a connection has to send its request headers, else it is closed (default 10)")
     parser.add_argument("--batch-size", type=positive_int, default=8,
                         help="photos run through the models together at most, across requests (1: no batching)")
     parser.add_argument("--batch-wait-ms", type=positive_float, default=0.0,
@@ -141,7 +143,8 @@ def run_serve(args: argparse.Namespace) -> int:
     settings = ServiceSettings(
         gallery=Path(args.gallery), max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
         max_files=args.max_files, max_pixels=args.max_pixels, request_timeout_s=args.timeout,
-        batch_size=args.batch_size, batch_wait_ms=args.batch_wait_ms, threads=args.threads,
+        header_timeout_s=args.header_timeout, batch_size=args.batch_size, batch_wait_ms=args.batch_wait_ms,
+        threads=args.threads,
         store_images=args.store_images, device=args.device)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -14,11 +14,13 @@ the same embedding for the same photo from every one of them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..errors import SettingsError
 from ..runtime.device import resolve_device
@@ -58,15 +60,73 @@ def _centred_box(box) -> tuple[float, float, float, float]:
     return x1, y1, x2, y2
 
 
+#: Images above this many pixels have their chips cut from a region around each face, not from a
+#: float copy of the whole image (12 bytes a pixel: 480 MB for 40 MP). The chips are the same.
+CROP_CHIPS_FROM = 4_000_000
+
+
+def detection_copy(image: np.ndarray, settings: DetectorSettings) -> tuple[np.ndarray, float, float]:
+    """(the image detection runs on, x scale, y scale back to the image): see MIN_FACE_FRACTION.
+
+    The copy is scaled so that the smallest face wanted, max(min_face_size,
+    min_face_fraction x sqrt(width x height)), is min_face_size pixels in it; an
+    image already small enough is used as it is.
+    """
+    h, w = image.shape[:2]
+    wanted = max(settings.min_face_size, settings.min_face_fraction * math.sqrt(h * w))
+    scale = settings.min_face_size / wanted
+    if scale >= 1.0:
+        return image, 1.0, 1.0
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    # uint8 channels-last antialiased resize: no float copy of the large image is ever made.
+    view = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
+    small = F.interpolate(view, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
+    return small[0].permute(1, 2, 0).contiguous().numpy(), w / nw, h / nh
+
+
+def _scaled(det, sx: float, sy: float):
+    """MTCNN detections on a copy, in the image's pixels (continuous coordinates scale exactly)."""
+    if sx == 1.0 and sy == 1.0:
+        return det
+    boxes = np.asarray(det.boxes, np.float32) * np.array([sx, sy, sx, sy], np.float32)
+    landmarks = np.asarray(det.landmarks, np.float32) * np.array([sx, sy], np.float32)
+    return replace(det, boxes=boxes, landmarks=landmarks)
+
+
 def detect(images: Sequence[np.ndarray], *, settings: DetectorSettings = DetectorSettings(),
            device: str | torch.device | None = None) -> list[list[Face]]:
-    """Faces in a batch of RGB uint8 images (one detector call), best score first."""
+    """Faces in a batch of RGB uint8 images (one detector call), best score first.
+
+    Large images are searched on a bounded copy (`detection_copy`); boxes and
+    landmarks come back in the image's own pixels.
+    """
     if not images:
         return []
     detector = load_detector(resolve_device(device))
-    found = detector.detect(list(images), min_face_size=settings.min_face_size,
+    copies = [detection_copy(np.asarray(im), settings) for im in images]
+    found = detector.detect([c[0] for c in copies], min_face_size=settings.min_face_size,
                             thresholds=settings.thresholds, scale_factor=settings.scale_factor)
-    return [faces_from_detections(det) for det in found]
+    return [faces_from_detections(_scaled(det, sx, sy)) for det, (_, sx, sy) in zip(found, copies)]
+
+
+def chip_region(shape: tuple[int, ...], chip_to_image: np.ndarray, size: int) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1): the part of an image of `shape` that one chip's sampling reads.
+
+    With the margin `warp_chips` needs (its antialiasing downscale by an even
+    factor reads 2 x factor pixels around), and x0, y0 multiples of that factor,
+    so the downscaled crop lines up with the downscaled whole image.
+    """
+    h, w = shape[:2]
+    corners = np.array([[0, 0, 1], [size - 1, 0, 1], [0, size - 1, 1], [size - 1, size - 1, 1]], np.float64)
+    xy = corners @ chip_to_image.T
+    scale = float(np.sqrt(abs(np.linalg.det(chip_to_image[:, :2]))))
+    factor = int(scale // 2) * 2 if scale >= 2.0 else 1
+    margin = 2 * factor + 2
+    x0 = max(0, (int(math.floor(xy[:, 0].min())) - margin) // factor * factor)
+    y0 = max(0, (int(math.floor(xy[:, 1].min())) - margin) // factor * factor)
+    x1 = min(w, int(math.ceil(xy[:, 0].max())) + margin + 1)
+    y1 = min(h, int(math.ceil(xy[:, 1].max())) + margin + 1)
+    return x0, y0, max(x0, x1), max(y0, y1)
 
 
 def centre_face(image: np.ndarray, *, device: str | torch.device | None = None) -> list[Face]:
@@ -187,7 +247,18 @@ class Recognizer:
             return torch.zeros((0, 3, size, size), device=self.device)
         landmarks = np.stack([f.landmarks for f in faces])
         transforms = chip_transforms(landmarks, size=size, template=self.spec.template_array)
-        return warp_chips(image_to_tensor(image, self.device), transforms, size).floor()
+        if image.shape[0] * image.shape[1] <= CROP_CHIPS_FROM:
+            return warp_chips(image_to_tensor(image, self.device), transforms, size).floor()
+        chips = []
+        for matrix in transforms:  # a large image: only the region around each face becomes float
+            x0, y0, x1, y1 = chip_region(image.shape, matrix, size)
+            if x1 - x0 < 2 or y1 - y0 < 2:  # the chip lies outside the image: black, as warp_chips makes it
+                chips.append(torch.zeros((1, 3, size, size), device=self.device))
+                continue
+            shifted = matrix.copy()
+            shifted[:, 2] -= (x0, y0)
+            chips.append(warp_chips(image_to_tensor(image[y0:y1, x0:x1], self.device), shifted[None], size))
+        return torch.cat(chips).floor()
 
     def embed_chips(self, chips: torch.Tensor | np.ndarray) -> np.ndarray:
         """Embeddings (N, D) float32 of aligned chips: uint8 (N, S, S, 3) numpy, or float (N, 3, S, S) 0-255."""

@@ -20,6 +20,7 @@ EXTRAS = {
     "ndconv": "ECG records, volumes and video clips (wfdb, nibabel, av, scipy)",
     "video": "watching videos and liveness (av, scipy, tflite)",
     "milvus": "Milvus galleries (pymilvus, milvus-lite)",
+    "milvus-server": "an embedded Milvus server for tests and trials (milvus)",
     "distributed": "bulk enrollment on Ray (ray)",
 }
 

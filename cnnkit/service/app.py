@@ -28,7 +28,8 @@ from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
 from ..faces.gallery.keys import ApiKey
-from .auth import require_read, require_write
+from ..faces.gallery.store import MAX_ID
+from .auth import KeyBeforeBody, require_read, require_write
 from .core import FaceService, RawUpload, parse_metadata
 from .errors import install_handlers
 from .limits import RequestLimits
@@ -38,7 +39,7 @@ from .settings import ServiceSettings
 log = logging.getLogger(__name__)
 
 STATIC = resources.files("cnnkit.service") / "static"
-PersonId = Annotated[int, Path(ge=1, description="the person's id")]
+PersonId = Annotated[int, Path(ge=1, le=MAX_ID, description="the person's id")]
 Reader = Annotated[ApiKey, Depends(require_read)]
 Writer = Annotated[ApiKey, Depends(require_write)]
 PICK_HELP = ("which face of a photo is the person: auto (the only face, or one clearly larger than the rest), "
@@ -68,6 +69,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                               "photo. Every call but /health needs an API key (`cnnkit serve keys create`).",
                   docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     install_handlers(app)
+    app.add_middleware(KeyBeforeBody)  # inside RequestLimits: its answers get the security headers
     app.add_middleware(RequestLimits, max_bytes=settings.max_upload_bytes, timeout_s=settings.request_timeout_s)
     add_routes(app)
     return app
@@ -105,7 +107,7 @@ def add_routes(app: FastAPI) -> None:
     @app.get("/people", response_model=PeopleOut, tags=["people"], responses=errors(401))
     def list_people(request: Request, key: Reader,
                     name: Annotated[str | None, Query(max_length=200, description="only people with this name")] = None,
-                    offset: Annotated[int, Query(ge=0)] = 0,
+                    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
                     limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> dict:
         """Everyone enrolled, by name."""
         return _service(request).people(name=name, offset=offset, limit=limit)
@@ -152,7 +154,8 @@ def add_routes(app: FastAPI) -> None:
               responses=errors(401, 404, 409, 413, 415, 422, 503))
     async def verify(request: Request, key: Reader,
                      photo: Annotated[UploadFile, File(description="a photo of the person claimed")],
-                     person_id: Annotated[int | None, Form(ge=1, description="who is claimed (or name)")] = None,
+                     person_id: Annotated[int | None, Form(ge=1, le=MAX_ID,
+                                                           description="who is claimed (or name)")] = None,
                      name: Annotated[str | None, Form(max_length=200, description="who is claimed, by a name "
                                                                                   "only one person has")] = None,
                      ) -> dict:

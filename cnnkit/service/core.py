@@ -99,12 +99,15 @@ class FaceService:
     def start(self) -> None:
         self.engine.start()
         if self.photos is not None:
-            self.photos.sweep(p.id for p in self.gallery.people())
+            ids, people, _ = self.gallery.store.embeddings_after(self.gallery.model.dim)
+            self.photos.reconcile_at_start(zip(people.tolist(), ids.tolist()))
 
     def close(self) -> None:
         self.engine.stop()
         self._search.shutdown(wait=True)
         self.gallery.close()
+        if self.photos is not None:
+            self.photos.close()
 
     # -- photos -> faces ------------------------------------------------------------------
 
@@ -176,11 +179,11 @@ class FaceService:
         uploads, records = await self._records(files, pick)
 
         def store() -> Person:
-            with self._storing() as kept:
+            with self._storing(new_person=True) as kept:
                 try:
                     return self.gallery.enroll_embeddings(
                         name, records, metadata=metadata, if_name_taken="new" if allow_same_name else "refuse",
-                        on_stored=lambda pid, ids: kept.extend(self._keep_photos(pid, ids, uploads)))
+                        on_stored=lambda pid, ids: kept.extend(self._keep_photos(pid, ids, uploads, new_person=True)))
                 except NameTaken as exc:
                     raise ServiceError(f"{exc}; add photos with POST /people/{exc.ids[0]}/photos, or send "
                                        "allow_same_name=true for a namesake", status=409, code="name_taken",
@@ -201,7 +204,7 @@ class FaceService:
         return await run_in_threadpool(store)
 
     @contextmanager
-    def _storing(self) -> Iterator[list[Path]]:
+    def _storing(self, *, new_person: bool = False) -> Iterator[list[Path]]:
         """Around an enrollment's transaction: photos kept during it are removed if it is not stored."""
         kept: list[Path] = []
         try:
@@ -209,12 +212,19 @@ class FaceService:
         except BaseException:
             if self.photos is not None:
                 self.photos.discard(kept)
+                if new_person and kept:  # the id is rolled back, and may be given again: leave nothing under it
+                    self.photos.remove_person(int(kept[0].parent.name))
             raise
 
-    def _keep_photos(self, person_id: int, embedding_ids: list[int], uploads: list[Upload]) -> list[Path]:
+    def _keep_photos(self, person_id: int, embedding_ids: list[int], uploads: list[Upload], *,
+                     new_person: bool = False) -> list[Path]:
         """Inside the enrollment's transaction: if saving fails, nothing is enrolled and nothing kept."""
         if self.photos is None:
             return []
+        if new_person:
+            # A new id with a folder already: a crashed enrollment's, whose id was rolled back and is given
+            # again now. Those photos are someone else's.
+            self.photos.remove_person(person_id)
         saved: list[Path] = []
         try:
             for embedding_id, upload in zip(embedding_ids, uploads):
@@ -250,11 +260,13 @@ class FaceService:
         return self.gallery.rename(int(person_id), new_name)
 
     def remove(self, person_id: int) -> Person:
-        """Delete a person, every embedding of theirs and any photo of theirs that was kept."""
-        person = self.gallery.remove(int(person_id))
-        if self.photos is not None:
-            self.photos.remove_person(person_id)
-        return person
+        """Delete a person, every embedding of theirs and any photo of theirs that was kept.
+
+        The photos go inside the gallery's transaction, before the rows (see photos.py);
+        the gallery then erases the rows from its file and log (see store.py).
+        """
+        return self.gallery.remove(int(person_id),
+                                   on_removing=self.photos.remove_person if self.photos is not None else None)
 
     # -- about ------------------------------------------------------------------------------
 

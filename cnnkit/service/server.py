@@ -1,11 +1,24 @@
-"""Run the service with uvicorn: one process, or N worker processes sharing the port."""
+"""Run the service with uvicorn: one process, or N worker processes sharing the port.
+
+Connections are guarded before the app sees them: one whose request line and
+headers are not complete within `header_timeout_s` of connecting (or of the
+previous response) is closed (`GuardedH11Protocol`), so connections held open
+without a request cannot pile up until file descriptors run out; an idle
+keep-alive connection is closed after 5 s; the body has `request_timeout_s`
+(limits.py); headers are limited to 16 KiB in all.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import ipaddress
 import logging
 import os
+from typing import Any
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ..errors import GalleryError, SettingsError
 from ..faces.gallery import Gallery
@@ -15,6 +28,75 @@ from .core import check_threshold
 from .settings import ENV_SETTINGS, ServiceSettings
 
 log = logging.getLogger(__name__)
+
+#: Environment variable through which worker processes learn the header timeout.
+ENV_HEADER_TIMEOUT = "CNNKIT_SERVICE_HEADER_TIMEOUT_S"
+#: Request line and headers together, at most (h11's own default is 16 KiB too; said here).
+MAX_HEADER_BYTES = 16 * 1024
+KEEP_ALIVE_S = 5
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol, with a deadline for the request line and headers.
+
+    The clock starts when the connection is made and again when a response is
+    complete (the next request on a kept-alive connection); it stops when h11
+    has parsed a whole request head. Past the deadline the connection is
+    answered 408 and closed, whatever it has sent so far: a client sending a
+    header byte every few seconds gains nothing.
+    """
+
+    header_timeout_s: float = float(os.environ.get(ENV_HEADER_TIMEOUT, "10"))
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._header_timer: asyncio.TimerHandle | None = None
+        super().connection_made(transport)
+        self._arm_header_timer()
+
+    def _arm_header_timer(self) -> None:
+        self._disarm_header_timer()
+        self._header_timer = self.loop.call_later(self.header_timeout_s, self._headers_too_slow)
+
+    def _disarm_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:  # a whole request head has been parsed
+            self._disarm_header_timer()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+            self._arm_header_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_header_timer()
+        super().connection_lost(exc)
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
+            return
+        self._unset_keepalive_if_required()
+        if self.conn.our_state is h11.IDLE:  # nothing answered on this connection's current cycle yet
+            self.transport.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain\r\n"
+                                 b"content-length: 33\r\nconnection: close\r\n\r\n"
+                                 b"the request headers came too late")
+        self.transport.close()
+
+
+def uvicorn_options(settings: ServiceSettings, *, workers: int = 1) -> dict[str, Any]:
+    """The uvicorn settings that guard connections (also used by the tests' real server)."""
+    if workers == 1:
+        protocol: type[H11Protocol] = type("GuardedH11Protocol", (GuardedH11Protocol,),
+                                           {"header_timeout_s": settings.header_timeout_s})
+    else:  # worker processes import the class: they read the timeout from the environment
+        os.environ[ENV_HEADER_TIMEOUT] = repr(settings.header_timeout_s)
+        protocol = GuardedH11Protocol
+    return {"http": protocol, "timeout_keep_alive": KEEP_ALIVE_S, "h11_max_incomplete_event_size": MAX_HEADER_BYTES}
 
 
 def is_loopback(host: str) -> bool:
@@ -68,8 +150,11 @@ def serve(settings: ServiceSettings, *, host: str = "127.0.0.1", port: int = 800
         log.warning("listening on %s: reachable from other machines%s", host,
                     "" if ssl_certfile else "; keys travel in clear text without --ssl-certfile/--ssl-keyfile, "
                     "and browsers allow the camera only over HTTPS or on localhost")
+    guard = uvicorn_options(settings, workers=workers)
     run = functools.partial(uvicorn.run, host=host, port=port, log_level=log_level, access_log=access_log,
-                            ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, timeout_keep_alive=5,
+                            ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, http=guard["http"],
+                            timeout_keep_alive=guard["timeout_keep_alive"],
+                            h11_max_incomplete_event_size=guard["h11_max_incomplete_event_size"],
                             timeout_worker_healthcheck=60, server_header=False, proxy_headers=False)
     if workers == 1:
         run(create_app(settings))

@@ -23,6 +23,8 @@ class ServiceSettings:
     max_upload_bytes: the whole request body; larger requests get 413 before they are read.
     max_files: photos per request (enrollment).
     max_pixels: width x height of one decoded photo; a larger one (or a decompression bomb) gets 413.
+    header_timeout_s: time a connection has to send its request line and headers (from connecting,
+        or from the previous response); then it is closed (server.py).
     request_timeout_s: time to receive a request's body, and time a request may wait for the
         face models (queued work not started by then is dropped: 503); then 408 / 503 / 504.
     batch_size: at most this many photos go through the detector and encoder together; requests
@@ -40,6 +42,7 @@ class ServiceSettings:
     max_files: int = 10
     max_pixels: int = 40_000_000
     request_timeout_s: float = 30.0
+    header_timeout_s: float = 10.0
     batch_size: int = 8
     batch_wait_ms: float = 0.0
     max_queue: int = 64
@@ -53,6 +56,7 @@ class ServiceSettings:
             object.__setattr__(self, "store_images", Path(self.store_images))
         positive = {"max_upload_bytes": self.max_upload_bytes, "max_files": self.max_files,
                     "max_pixels": self.max_pixels, "request_timeout_s": self.request_timeout_s,
+                    "header_timeout_s": self.header_timeout_s,
                     "batch_size": self.batch_size, "max_queue": self.max_queue}
         for name, value in positive.items():
             if value <= 0:

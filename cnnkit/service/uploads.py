@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ImageError, ServiceError
-from ..images import load_image
+from ..images import describe, load_image
 
 ACCEPTED = ("JPEG", "PNG", "WEBP")
 _EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
@@ -82,7 +82,7 @@ def decode_upload(data: bytes, filename: str | None, *, index: int = 0, max_pixe
             width = height = -1
         except Exception as exc:  # PIL raises many kinds for damaged headers
             raise ServiceError(status=422, code="unreadable_image",
-                               message=f"{name}: damaged {kind} file ({exc})") from None
+                               message=f"{name}: damaged {kind} file ({describe(exc)})") from None
     if width < 0 or width * height > max_pixels:
         size = "more pixels than PIL will open" if width < 0 else f"{width}x{height} = {width * height:,} pixels"
         raise ServiceError(status=413, code="image_too_large",

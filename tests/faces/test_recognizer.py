@@ -91,3 +91,64 @@ def test_a_96px_encoder_is_not_fed_150px_chips(small_encoder, face_weights):
     right = recognizer.embed([image], [[face]])[0][0].embedding
     wrong = by_hand(image, face, small_encoder, 150)
     assert np.abs(right - wrong).max() > 100 * TOLERANCE
+
+
+# -- large photos: bounded detection (issue 19) ---------------------------------------------
+
+
+def _large_portrait(scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """An LFW photo enlarged `scale` times on a plain canvas twice its size; (image, the photo alone)."""
+    from PIL import Image
+
+    small = load_image(lfw_image("Colin_Powell", 1))
+    big = np.asarray(Image.fromarray(small).resize((250 * scale, 250 * scale), Image.BILINEAR))
+    canvas = np.full((500 * scale, 500 * scale, 3), 128, np.uint8)
+    canvas[100 * scale:350 * scale, 50 * scale:300 * scale] = big  # off centre
+    return canvas, small
+
+
+def test_large_photos_are_searched_on_a_bounded_copy_and_faces_come_back_in_their_pixels(face_weights,
+                                                                                          monkeypatch):
+    from cnnkit.faces import recognizer as R
+    from cnnkit.faces.settings import DetectorSettings
+
+    image, small = _large_portrait(12)  # 6000 x 6000 = 36 MP
+    seen = []
+    original = R.load_detector
+
+    def spying(device):
+        detector = original(device)
+
+        class Spy:
+            def detect(self, images, **kwargs):
+                seen.extend(im.shape for im in images)
+                return detector.detect(images, **kwargs)
+        return Spy()
+
+    monkeypatch.setattr(R, "load_detector", spying)
+    (faces,) = detect([image], device="cpu")
+    assert seen and seen[0][0] * seen[0][1] <= 2000 * 2000  # what the detector saw
+    (reference,) = detect([small], device="cpu", settings=DetectorSettings(min_face_fraction=0.0))
+    assert len(faces) == 1 and len(reference) == 1
+    expected_box = np.array(reference[0].box) * 12 + np.array([50, 100, 50, 100]) * 12 + 5.5
+    assert np.abs(np.array(faces[0].box) - expected_box).max() < 0.03 * 250 * 12
+    expected_marks = (reference[0].landmarks + 0.5) * 12 - 0.5 + np.array([50, 100]) * 12
+    assert np.abs(faces[0].landmarks - expected_marks).max() < 0.02 * 250 * 12  # within 2% of the face
+
+
+@pytest.mark.parametrize("where", ["middle", "edge"])
+def test_chips_cut_around_each_face_equal_chips_from_the_whole_image(face_weights, monkeypatch, where):
+    from cnnkit.faces import recognizer as R
+
+    image, _ = _large_portrait(5)  # 2500 x 2500
+    if where == "edge":  # the face against the image's border: the outside is black either way
+        image = np.ascontiguousarray(image[100 * 5 + 300:, 50 * 5 + 200:])
+    recognizer = Recognizer(DEFAULT_ENCODER, device="cpu")
+    (faces,) = recognizer.detect([image])
+    assert faces
+    monkeypatch.setattr(R, "CROP_CHIPS_FROM", 10**12)
+    whole = recognizer.chips(image, faces)
+    monkeypatch.setattr(R, "CROP_CHIPS_FROM", 0)
+    cropped = recognizer.chips(image, faces)
+    assert torch.equal(whole, cropped) or (whole - cropped).abs().max() <= 1.0  # floor() of equal floats
+    assert (whole != cropped).float().mean() < 1e-3

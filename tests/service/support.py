@@ -71,9 +71,10 @@ def running_server(settings) -> Iterator[str]:
     import uvicorn
 
     from cnnkit.service import create_app
+    from cnnkit.service.server import uvicorn_options
 
     config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning",
-                            access_log=False, timeout_keep_alive=5)
+                            access_log=False, **uvicorn_options(settings))
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="test-uvicorn", daemon=True)
     thread.start()

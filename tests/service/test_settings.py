@@ -34,17 +34,54 @@ def test_photo_store_names_files_by_ids_and_removes_them(tmp_path):
     assert store.files(7) == [] and not (tmp_path / "kept" / "7").exists()
 
 
-def test_sweep_removes_folders_of_people_gone_but_spares_recent_ones(tmp_path):
+def test_reconcile_removes_what_no_row_owns_but_spares_recent_files_of_others(tmp_path):
     store = PhotoStore(tmp_path / "kept")
     for person in (1, 2, 3):
         store.save(person, person * 10, b"x", "png")
+    store.save(1, 11, b"y", "jpg")  # an embedding of person 1 that was rolled back
     old = time.time() - 3600
-    for person in (1, 2):
-        os.utime(store.folder(person), (old, old))
+    for path in (store.folder(1), store.folder(2), store.folder(1) / "11.jpg"):
+        os.utime(path, (old, old))
     (tmp_path / "kept" / "notes").mkdir()  # not a person's folder: left alone
-    # 1 is still enrolled; 2 is gone (removed by other means); 3 is gone from the file, but its folder
+    # 1 is still enrolled (embedding 10 only); 2 is gone; 3 is gone from the file, but its folder
     # is fresh: another worker may be enrolling it right now.
-    assert store.sweep([1]) == 1
-    assert store.files(1) and not store.folder(2).exists() and store.files(3)
+    assert store.reconcile([(1, 10)]) == {"people": 1, "photos": 1}
+    assert [p.name for p in store.files(1)] == ["10.png"] and not store.folder(2).exists() and store.files(3)
     assert (tmp_path / "kept" / "notes").is_dir()
-    assert store.sweep([1], older_than_s=0) == 1 and not store.folder(3).exists()
+    assert store.reconcile([(1, 10)], older_than_s=0) == {"people": 1, "photos": 0}
+    assert not store.folder(3).exists()
+
+
+def test_a_worker_alone_reconciles_everything_one_among_others_only_old_orphans(tmp_path):
+    import fcntl
+
+    first = PhotoStore(tmp_path / "kept")
+    first.save(5, 50, b"x", "png")  # fresh orphan
+    other = os.open(tmp_path / "kept" / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(other, fcntl.LOCK_SH)  # another worker is serving
+        assert first.reconcile_at_start([]) == {"people": 0, "photos": 0}
+        first.close()
+        fcntl.flock(other, fcntl.LOCK_UN)
+        second = PhotoStore(tmp_path / "kept")  # now it starts alone: the fresh orphan goes too
+        assert second.reconcile_at_start([]) == {"people": 1, "photos": 0}
+        second.close()
+    finally:
+        os.close(other)
+
+
+def test_photos_are_private_whatever_the_umask(tmp_path):
+    import stat
+
+    old = os.umask(0)
+    try:
+        store = PhotoStore(tmp_path / "kept")
+        path = store.save(7, 31, b"x", "jpg")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "kept").stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700 and stat.S_IMODE(path.stat().st_mode) == 0o600
+    (tmp_path / "old").mkdir(mode=0o755)  # a folder made by an older cnnkit is made private
+    os.chmod(tmp_path / "old", 0o755)
+    PhotoStore(tmp_path / "old")
+    assert stat.S_IMODE((tmp_path / "old").stat().st_mode) == 0o700

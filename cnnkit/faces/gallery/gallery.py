@@ -15,7 +15,8 @@ service, bulk enrollment and the video watcher all read and change people
 through its methods, so the rules below hold everywhere:
 
 - names: whitespace collapsed, 1-200 characters, no control or invisible
-  format characters (`clean_name`);
+  format characters, at least one letter or digit, no leading combining mark
+  and no pile of them (`clean_name`);
 - metadata: a JSON object of at most 4096 bytes, finite numbers only (`clean_metadata`);
 - the face of an enrollment photo: see PICK_CHOICES (`pick_face`);
 - a person is written whole, in one transaction, or not at all.
@@ -55,7 +56,7 @@ from ..thresholds import default_threshold
 from ..types import Face
 from .backends import GalleryBackend, open_store
 from .openset import DEFAULT_FPIR, ImpostorTable, OperatingPoint, operating_point, pair_rate, shipped_table
-from .search import APPROXIMATE_FROM, INDEX_CHOICES, ExactIndex, Hit, HNSWIndex
+from .search import APPROXIMATE_FROM, INDEX_CHOICES, ExactIndex, Hit, HNSWIndex, SavedIndex
 from .store import EmbeddingRecord, Person
 
 if TYPE_CHECKING:
@@ -77,6 +78,12 @@ NAME_TAKEN_CHOICES = ("add", "new", "refuse")
 
 MAX_NAME = 200
 MAX_METADATA_BYTES = 4096
+#: Combining marks in a row that a name may hold: scripts stack two or three (Vietnamese, Devanagari,
+#: Tibetan); long piles only serve to draw over the text around a name ("Zalgo").
+MAX_COMBINING_RUN = 4
+#: The largest length a stored embedding may have: real ones are near 1; much larger ones overflow
+#: distances (3e38 gives an infinite distance) and only come from damaged or crafted files.
+MAX_EMBEDDING_NORM = 1e3
 
 
 def clean_name(name: str) -> str:
@@ -86,8 +93,18 @@ def clean_name(name: str) -> str:
         raise InvalidName("a person needs a non-empty name")
     if len(text) > MAX_NAME:
         raise InvalidName(f"names are limited to {MAX_NAME} characters")
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co") for c in text):
+    categories = [unicodedata.category(c) for c in text]
+    if any(c in ("Cc", "Cf", "Cs", "Co") for c in categories):
         raise InvalidName("a name may not hold control or invisible format characters")
+    if not any(c[0] in "LN" for c in categories):
+        raise InvalidName("a name needs at least one letter or digit")
+    if categories[0][0] == "M":
+        raise InvalidName("a name may not start with a combining mark")
+    run = 0
+    for c in categories:
+        run = run + 1 if c[0] == "M" else 0
+        if run > MAX_COMBINING_RUN:
+            raise InvalidName(f"a name may not stack more than {MAX_COMBINING_RUN} combining marks on one letter")
     return text
 
 
@@ -128,6 +145,17 @@ def enrollment_record(source: str, faces: Sequence[Face], pick: str, *, sha256: 
     if face.embedding is None:
         raise SettingsError(f"{source}: the face has no embedding; encode it first")
     return EmbeddingRecord(vector=face.embedding, source=source, box=face.box, source_sha256=sha256)
+
+
+@dataclass(frozen=True)
+class ImportedPerson:
+    """One person of an import (`import_people`): checked by the same rules as an enrollment."""
+
+    name: str
+    metadata: dict | None
+    records: list[EmbeddingRecord]
+    created_at: str | None = None
+    embedding_created_at: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -248,6 +276,7 @@ class Gallery:
         self._index_version: tuple[int, int] | None = None
         self._recognizer: Recognizer | None = None
         self._people_count: tuple[tuple[int, int], int] | None = None  # (store version, people)
+        self._saved = self._saved_index()
 
     def close(self) -> None:
         self.store.close()
@@ -377,13 +406,24 @@ class Gallery:
                                 f"e.g. #{matches[0].id}", ids=[p.id for p in matches])
         return matches[0]
 
-    def remove(self, who: str | int) -> Person:
-        """Delete a person and every embedding of theirs (biometric data is removable)."""
+    def remove(self, who: str | int, *, on_removing: Callable[[int], None] | None = None) -> Person:
+        """Delete a person and every embedding of theirs (biometric data is removable).
+
+        When this returns, nothing of theirs is left in a SQLite gallery's file or
+        its write-ahead log (see store.py). `on_removing(person_id)` runs inside the
+        write, before the rows go: the service deletes kept photos there, so that a
+        crash can leave a person without photos (the delete was not answered; retry
+        it) but never photos of a person who is gone.
+        """
         person = self.resolve(who)
         with self.store.write() as tx:
             if self.store.person(person.id) is None:  # removed meanwhile by another writer
                 raise PersonNotFound(f"no person with id {person.id} in {self.path}")
+            if on_removing is not None:
+                on_removing(person.id)
             self.store.remove_person(tx, person.id)
+        if self._saved is not None:  # nor in the search graph saved beside the file
+            self._saved.scrub(self.store.embedding_ids(2**62), self.store.changes(), self.store.embedding_rows)
         return person
 
     def rename(self, who: str | int, new_name: str) -> Person:
@@ -452,10 +492,7 @@ class Gallery:
         if model is not None and (model.id, model.version) != (self.model.id, self.model.version):
             raise ModelMismatch(f"{self.path}: holds embeddings of {self.model.id} ({self.model.version}); "
                                 f"these come from {model.id} ({model.version}) and cannot be compared with them")
-        for rec in records:
-            if np.shape(rec.vector) != (self.model.dim,) or not np.isfinite(rec.vector).all():
-                raise GalleryError(f"embedding of shape {np.shape(rec.vector)} does not fit this gallery "
-                                   f"({self.model.id}: {self.model.dim} finite numbers)")
+        self.check_embeddings(records)
         with self.store.write() as tx:
             if person_id is not None:
                 if self.store.person(int(person_id)) is None:
@@ -467,6 +504,48 @@ class Gallery:
             if on_stored is not None:
                 on_stored(target, ids)
         return self.person(target)
+
+    def check_embeddings(self, records: Sequence[EmbeddingRecord], where: str = "") -> None:
+        """GalleryError unless every vector is this gallery's size, finite and of a plausible length."""
+        for i, rec in enumerate(records):
+            vector = np.asarray(rec.vector)
+            ok = vector.shape == (self.model.dim,) and vector.dtype.kind == "f" and np.isfinite(vector).all()
+            norm = float(np.linalg.norm(vector.astype(np.float64))) if ok else 0.0
+            if not ok or norm > MAX_EMBEDDING_NORM:
+                what = f"{where}embedding {i}" if where else "embedding"
+                raise GalleryError(f"{what} of shape {vector.shape}{f' and length {norm:.3g}' if ok else ''} does "
+                                   f"not fit this gallery ({self.model.id}: {self.model.dim} finite numbers, "
+                                   f"length at most {MAX_EMBEDDING_NORM:g})")
+
+    def import_people(self, people: Sequence[ImportedPerson], *, threshold: tuple[float, dict] | None = None) -> int:
+        """Add these people, each as a new person, in ONE transaction: all of them or none.
+
+        Names and metadata follow the same rules as every enrollment (clean_name,
+        clean_metadata); vectors are checked as in `enroll_embeddings`. Everything is
+        checked before anything is written. `threshold` (value, provenance) is set in
+        the same transaction; callers pass it only when told to. Returns how many
+        people were added.
+        """
+        cleaned = []
+        for i, entry in enumerate(people):
+            try:
+                name, metadata = clean_name(entry.name), clean_metadata(entry.metadata)
+            except (InvalidName, InvalidMetadata) as exc:
+                raise type(exc)(f"person {i} ({str(entry.name)[:40]!r}): {exc}") from None
+            if not entry.records:
+                raise GalleryError(f"person {i} ({name!r}) has no embedding")
+            self.check_embeddings(entry.records, where=f"person {i} ({name!r}): ")
+            cleaned.append((name, metadata, entry))
+        if threshold is not None and not 0.0 < threshold[0] < 10.0:
+            raise SettingsError(f"threshold must be a positive distance, got {threshold[0]}")
+        with self.store.write() as tx:
+            for name, metadata, entry in cleaned:
+                pid = self.store.add_person(tx, name, metadata, created_at=entry.created_at)
+                self.store.add_embeddings(tx, pid, list(entry.records), self.model.id, self.model.version,
+                                          created_at=entry.embedding_created_at)
+            if threshold is not None:
+                self.store.set_meta(tx, threshold=repr(float(threshold[0])), threshold_source=json.dumps(threshold[1]))
+        return len(cleaned)
 
     def _person_for(self, tx, name: str, metadata: dict, if_name_taken: str) -> int:
         """Inside a write: the id the photos of `name` go to (a new person unless the name is taken and added to)."""
@@ -492,6 +571,14 @@ class Gallery:
         with self._lock:
             if self._index is not None and version == self._index_version:
                 return self._index
+            changes = self.store.changes() if self._saved is not None else 0  # before reading any embedding
+            if self._index is None and self._saved is not None and self._wants_hnsw(self.store.count()):
+                loaded = self._saved.load(self.store.embedding_rows)  # saved beside the file: patched if stale
+                if loaded is not None:
+                    self._index = loaded[0]
+                    if loaded[1] == changes and len(self._index) == self.store.count():
+                        self._index_version = version
+                        return self._index
             if self._index is None or self._wrong_kind(len(self._index)) or self._index.stale_fraction > 0.2:
                 ids, people, vectors = self.store.embeddings_after(self.model.dim)
                 self._index = self._new_index(ids, people, vectors)
@@ -505,8 +592,19 @@ class Gallery:
                 if gone:
                     self._index.remove(gone)
                 self._index.add(*self.store.embeddings_after(self.model.dim, known_max))
+            # Saved by read-only openings too (`cnnkit faces identify`): derived data beside the gallery, not it.
+            if self._saved is not None and self._saved.due(self._index):
+                self._saved.save(self._index, changes)
             self._index_version = version
             return self._index
+
+    def _saved_index(self) -> SavedIndex | None:
+        """Where the HNSW graph of a gallery file is kept between processes (None for Milvus)."""
+        if self.store.searches_itself:
+            return None
+        meta = self.store.meta()
+        return SavedIndex(self.store.path, {"model": self.model.id, "version": self.model.version,
+                                            "dim": self.model.dim, "created_at": meta.get("created_at", "")})
 
     def _wants_hnsw(self, size: int) -> bool:
         return self.index_kind == "hnsw" or (self.index_kind == "auto" and size >= APPROXIMATE_FROM)

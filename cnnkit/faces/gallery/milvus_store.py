@@ -44,6 +44,10 @@ _DUMMY = [0.0, 0.0]  # Milvus wants a vector field in every collection; people a
 _SOURCE_MAX = 4096
 _PAGE = 4096
 _MAX_LIMIT = 16384  # Milvus's largest topk / query window
+#: How fresh what search reads is. "Strong" makes every read wait for the server's next time tick (200 ms by
+#: default: 400 ms a query here); "Session" answers at once and still sees every write of this process. Writes
+#: of *other* processes (an enrollment, a removal) reach this one's search answers within about a time tick.
+SEARCH_CONSISTENCY = "Session"
 
 
 class _NoClientTimestampNotice(logging.Filter):
@@ -133,6 +137,7 @@ class MilvusStore:
         self._commits = 0
         self._counters: dict[str, int] = {}
         self._index_type: str | None = None
+        self._version: tuple[int, int] | None = None
         ours = {self.c_people, self.c_meta}  # the embeddings' collection comes with the model's dimension
         if not (ours | {self.c_emb}) & existing:
             if not create or readonly:
@@ -199,15 +204,32 @@ class MilvusStore:
         s.add_field("box", DataType.VARCHAR, max_length=512)
         s.add_field("created_at", DataType.VARCHAR, max_length=32)
         params = self.client.prepare_index_params()
-        params.add_index(field_name="person_id", index_type="INVERTED")
+        params.add_index(field_name="person_id", index_type=self._scalar_index())
         # "exact" keeps a flat index; otherwise an HNSW graph with FAISS's settings of the SQLite gallery.
         if self.index_kind == "exact":
             params.add_index(field_name="vector", index_type="FLAT", metric_type="L2")
         else:
             params.add_index(field_name="vector", index_type="HNSW", metric_type="L2",
                              params={"M": 32, "efConstruction": 80})
+        # With its indexes given, create_collection also loads the collection.
         self.client.create_collection(self.c_emb, schema=s, index_params=params, consistency_level="Strong")
-        self.client.load_collection(self.c_emb)
+
+    def _server_version(self) -> tuple[int, int]:
+        """(major, minor) of the Milvus server, asked once; Milvus Lite counts as current."""
+        if self._version is None:
+            if self.location.lite:
+                self._version = (99, 0)
+            else:
+                try:
+                    found = re.findall(r"\d+", str(self.client.get_server_version()))
+                    self._version = (int(found[0]), int(found[1])) if len(found) >= 2 else (99, 0)
+                except Exception:  # a server too old to say
+                    self._version = (2, 3)
+        return self._version
+
+    def _scalar_index(self) -> str:
+        """The person_id index this Milvus has: INVERTED from server 2.4 on and in Milvus Lite, else STL_SORT."""
+        return "INVERTED" if self._server_version() >= (2, 4) else "STL_SORT"
 
     def _scan(self, collection: str, filter: str, fields: list[str]) -> Iterator[dict]:
         """Every matching row: one query, or page by page past Milvus's query window."""
@@ -309,6 +331,10 @@ class MilvusStore:
     def version(self) -> tuple[int, int]:
         return 0, self._commits
 
+    def changes(self) -> int:
+        """This process's writes (Milvus searches itself: no graph of it is saved anywhere to stamp)."""
+        return self._commits
+
     # -- people -----------------------------------------------------------------------
 
     def people(self, name: str | None = None, *, offset: int = 0, limit: int | None = None) -> list[Person]:
@@ -331,7 +357,8 @@ class MilvusStore:
         if not person_ids:
             return {}
         return {int(r["id"]): r["name"] for r in self.client.get(self.c_people, ids=sorted(person_ids),
-                                                                 output_fields=["id", "name"])}
+                                                                 output_fields=["id", "name"],
+                                                                 consistency_level=SEARCH_CONSISTENCY)}
 
     def add_person(self, tx: MilvusWrite, name: str, metadata: dict | None = None, *,
                    person_id: int | None = None, created_at: str | None = None) -> int:
@@ -447,11 +474,21 @@ class MilvusStore:
             results = self._search(chunk, want, params)
             short = [i for i, hits in enumerate(results)
                      if len(hits) == want and len({h["entity"]["person_id"] for h in hits}) <= k]
-            if short:
+            if short and self._server_version() >= (2, 4):
                 # a few spare groups: hits of people being written or removed are dropped below
                 grouped = self._search(chunk[short], min(k + 8, _MAX_LIMIT), params, group_by_field="person_id")
                 for i, hits in zip(short, grouped):
                     results[i] = hits
+            widen = want
+            while short and widen < _MAX_LIMIT:
+                # Milvus 2.3 has no grouping search: ask those queries for more photos until k + 1 people show
+                widen = min(widen * 4, _MAX_LIMIT)
+                wide_params = {"params": {"ef": max(ef, widen)}} if params else {}
+                wider = self._search(chunk[short], widen, wide_params)
+                for i, hits in zip(short, wider):
+                    results[i] = hits
+                short = [i for i in short if len(results[i]) == widen
+                         and len({h["entity"]["person_id"] for h in results[i]}) <= k]
             nearest = []  # per query: each person once, at their nearest photo, nearest first
             for hits in results:
                 best: dict[int, Hit] = {}
@@ -471,7 +508,8 @@ class MilvusStore:
         while True:
             ask = {h.person_id for hits in nearest for h in hits[:take]} - asked
             if ask:
-                live |= {r["id"] for r in self.client.get(self.c_people, ids=sorted(ask), output_fields=["id"])}
+                live |= {r["id"] for r in self.client.get(self.c_people, ids=sorted(ask), output_fields=["id"],
+                                                          consistency_level=SEARCH_CONSISTENCY)}
                 asked |= ask
             answers = [[h for h in hits[:take] if h.person_id in live][:k] for hits in nearest]
             if all(len(a) == k or take >= len(hits) for a, hits in zip(answers, nearest)):
@@ -487,7 +525,7 @@ class MilvusStore:
     def _search(self, queries: np.ndarray, limit: int, params: dict, **kw) -> list[list[dict]]:
         return [list(hits) for hits in self.client.search(
             self.c_emb, data=queries.tolist(), limit=limit, anns_field="vector", output_fields=["person_id"],
-            search_params=params, **kw)]
+            search_params=params, consistency_level=SEARCH_CONSISTENCY, **kw)]
 
     # -- checks -----------------------------------------------------------------------
 

@@ -39,6 +39,9 @@ from ...runtime.clock import utc_timestamp
 FORMAT = "cnnkit-gallery"
 SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 30.0
+#: Run inside every write transaction, just before COMMIT (see `GalleryStore.changes`).
+_COUNT_CHANGE = ("INSERT INTO meta VALUES ('changes', '1') "
+                 "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
 #: SQLite's rowids are signed 64-bit: anything outside 1..MAX_ID cannot be a stored id.
 MAX_ID = 2**63 - 1
 #: Mode of the gallery file (and so of its -wal and -shm) when cnnkit creates it.
@@ -237,6 +240,7 @@ class GalleryStore:
             raise
         else:
             try:
+                db.execute(_COUNT_CHANGE)
                 db.execute("COMMIT")
             except sqlite3.OperationalError as exc:
                 db.execute("ROLLBACK")
@@ -304,6 +308,15 @@ class GalleryStore:
     def set_meta(self, tx: sqlite3.Connection, **values: str) -> None:
         tx.executemany("INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                        list(values.items()))
+
+    def changes(self) -> int:
+        """The gallery's change counter: one more with every committed write, by any process.
+
+        Kept in the file, so it stamps what was derived from the gallery (the
+        search graph saved beside it, search.py) across processes.
+        """
+        row = self.connection().execute("SELECT value FROM meta WHERE key = 'changes'").fetchone()
+        return int(row[0]) if row else 0
 
     def version(self) -> tuple[int, int]:
         """Changes whenever anyone commits a change: cheap, for refreshing caches.

@@ -169,7 +169,8 @@ def test_export_import_round_trip(tmp_path, gallery):
     _manifest, vectors = read_export(out)
     np.testing.assert_array_equal(vectors, vecs)
     with Gallery(tmp_path / "copy.db", create=True) as copy:
-        assert import_gallery(copy, out) == {"people": 2, "embeddings": 5}
+        assert import_gallery(copy, out, use_threshold=True) == {
+            "people": 2, "embeddings": 5, "threshold_in_file": 0.55, "threshold_applied": True}
         assert [(p.name, p.embeddings, p.metadata) for p in copy.people()] == [
             ("Ann", 2, {"team": "a"}), ("Bob", 3, {})]
         assert copy.threshold == 0.55 and copy.threshold_source == {"method": "test"}

@@ -1,8 +1,10 @@
-"""The Gallery interface on both backends: SQLite files and Milvus (Milvus Lite, from PyPI, in a local file).
+"""The Gallery interface on every backend: SQLite files, a Milvus server, and Milvus Lite (a local file).
 
 The same enroll / identify / verify / remove tests run against each backend;
 then Milvus-specific behaviour (locations, consistency after an interrupted
-write) and migration between backends.
+write) and migration between backends. The Milvus server is the embedded
+standalone server of PyPI's `milvus` 2.3.5, started once for the session on a
+free loopback port (the `milvus_server` fixture, conftest.py).
 """
 
 from __future__ import annotations
@@ -20,10 +22,14 @@ from tests.conftest import lfw_image
 
 pytest.importorskip("milvus_lite", reason="Milvus Lite is not installed (pip install milvus-lite)")
 
-BACKENDS = ("sqlite", "milvus-lite")
+# The server's tests start a server and make collections (about 10 s a gallery on two cores): a marked job of CI.
+SERVER = pytest.param("milvus", marks=pytest.mark.milvus_server)
+BACKENDS = ("sqlite", SERVER, "milvus-lite")
+MILVUS = (SERVER, "milvus-lite")
 
 
 _LITE_FILE: list = []
+_SERVER: list = []
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -33,10 +39,20 @@ def lite_file(tmp_path_factory):
     yield _LITE_FILE[0]
 
 
+@pytest.fixture(autouse=True)
+def server_when_needed(request):
+    """Start (once) the embedded Milvus server for the tests that use the "milvus" backend."""
+    params = getattr(request.node, "callspec", None)
+    if params is not None and "milvus" in params.params.values():
+        _SERVER[:] = [request.getfixturevalue("milvus_server")]
+
+
 def location(tmp_path, backend: str, name: str = "g") -> str:
     if backend == "sqlite":
         return str(tmp_path / f"{name}.db")
     collection = re.sub(r"\W", "_", f"{tmp_path.name}_{name}")
+    if backend == "milvus":
+        return f"milvus://{_SERVER[0]}/t_{collection}"
     return f"milvus-lite://{_LITE_FILE[0]}?collection=t_{collection}"
 
 
@@ -163,9 +179,10 @@ def test_reopen_keeps_everything_and_readonly_refuses_writes(tmp_path, backend):
         Gallery(location(tmp_path, backend, "missing"))
 
 
-def test_milvus_interrupted_write_never_shows_half_a_person(tmp_path):
+@pytest.mark.parametrize("backend", MILVUS)
+def test_milvus_interrupted_write_never_shows_half_a_person(tmp_path, backend):
     """Embeddings written without their person row (a crash in between) stay invisible and are reported."""
-    with Gallery(location(tmp_path, "milvus-lite"), create=True) as g:
+    with Gallery(location(tmp_path, backend), create=True) as g:
         rng = np.random.default_rng(6)
         g.enroll_embeddings("Whole", records(unit(rng, 1), "w"))
         store = g.store
@@ -185,7 +202,9 @@ def test_milvus_interrupted_write_never_shows_half_a_person(tmp_path):
         assert [p.name for p in g.people()] == ["Whole"]
 
 
-@pytest.mark.parametrize("first, second", [("sqlite", "milvus-lite"), ("milvus-lite", "sqlite")])
+@pytest.mark.parametrize("first, second", [("sqlite", "milvus-lite"), ("milvus-lite", "sqlite"),
+                                           pytest.param("sqlite", "milvus", marks=pytest.mark.milvus_server),
+                                           pytest.param("milvus", "milvus-lite", marks=pytest.mark.milvus_server)])
 def test_migrate_between_backends_without_loss(tmp_path, first, second):
     rng = np.random.default_rng(7)
     with Gallery(location(tmp_path, first, "src"), create=True) as src:
