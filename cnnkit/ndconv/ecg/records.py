@@ -31,7 +31,11 @@ MIN_FS = 100
 MIN_SECONDS = 10.0
 #: The lead the models are trained on, and the names it goes by.
 DEFAULT_LEAD = "MLII"
-LEAD_ALIASES = {"MLII": ("MLII", "ML2", "II", "LEAD II", "ECG II")}
+LEAD_ALIASES = {"MLII": ("MLII", "ML2", "II", "LEAD II", "ECG II", "D2", "DII")}
+#: When a record lacks the lead a model was trained on: the leads to try instead, closest first (for lead II,
+#: the limb and precordial leads whose QRS axis is nearest to it; modified limb leads of Holter recorders).
+CLOSEST_LEADS = {"MLII": ("V5", "MLV5", "CM5", "V6", "V4", "AVF", "III", "MLIII", "I", "MLI", "V3", "V2", "V1",
+                          "MLV1", "ECG", "ECG1", "ECG2")}
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,7 @@ class EcgRecord:
     original_fs: float
     beats: np.ndarray | None = None  # reference beat positions (samples at fs), if annotated
     symbols: tuple[str, ...] | None = None  # their MIT-BIH symbols
+    lead_wanted: str | None = None  # set when the record lacks the lead asked for and `lead` stands in for it
 
     @property
     def seconds(self) -> float:
@@ -67,7 +72,8 @@ def _fill_gaps(x: np.ndarray, name: str) -> np.ndarray:
     return x
 
 
-def _pick_lead(names: list[str], lead: str | int, source: str) -> int:
+def _pick_lead(names: list[str], lead: str | int, source: str, *, asked: bool = True) -> int:
+    """Index of `lead` (a name, one of its aliases, or an index); `asked`: the user named it (not a default)."""
     if isinstance(lead, int) or (isinstance(lead, str) and lead.isdigit()):
         k = int(lead)
         if not 0 <= k < len(names):
@@ -77,8 +83,26 @@ def _pick_lead(names: list[str], lead: str | int, source: str) -> int:
     for k, n in enumerate(names):
         if n.strip().upper() in wanted:
             return k
-    raise SignalError(f"{source} has no lead {lead!r} (it has: {', '.join(names) or 'none'}); "
-                      f"the models are trained on MLII: pass --lead NAME to use another lead at your own risk")
+    if all(n.isdigit() for n in names):  # columns of a .csv / .npy: nothing says which lead each one is
+        raise SignalError(f"{source} has {len(names)} unnamed columns; say which one holds lead {lead} (what the "
+                          f"model was trained on) with --lead 0..{len(names) - 1}")
+    if asked:
+        raise SignalError(f"{source} has no lead {lead!r}; it has {', '.join(names) or 'none'} "
+                          f"(give one of them with --lead, by name or index)")
+    raise SignalError(f"{source} has no lead {lead!r}, the one the model was trained on (it has: "
+                      f"{', '.join(names) or 'none'}); choose one with --lead NAME or INDEX, expecting lower accuracy")
+
+
+def closest_lead(names: list[str], lead: str) -> int | None:
+    """Index of the lead that stands in best for `lead` when the record lacks it (None: no ECG lead known)."""
+    upper = [n.strip().upper().replace(" ", "") for n in names]
+    for candidate in CLOSEST_LEADS.get(lead.upper(), ()):
+        if candidate in upper:
+            return upper.index(candidate)
+    for k, n in enumerate(upper):  # any other name that looks like an ECG lead
+        if n.startswith(("V", "ML", "CM", "ECG", "AV", "LEAD")) or n in ("I", "II", "III"):
+            return k
+    return None
 
 
 def _wfdb_base(path: Path) -> Path:
@@ -88,12 +112,17 @@ def _wfdb_base(path: Path) -> Path:
 
 
 def read_record(path: str | Path, *, lead: str | int = DEFAULT_LEAD, fs: int | None = None,
-                annotations: str | None = "atr", sampling_rate: float | None = None) -> EcgRecord:
+                annotations: str | None = "atr", sampling_rate: float | None = None,
+                closest: bool = False) -> EcgRecord:
     """One lead of a record at `RECORD_FS` Hz (or `fs`), with its reference beats when annotated.
 
     `path`: a WFDB record (with or without .hea), or .npy / .csv / .txt with
     `sampling_rate` given. `annotations`: the WFDB annotator to read ("atr"), or
     None for none; a missing annotation file is not an error (beats stay None).
+    The sampling rate, gains and baselines come from the header (wfdb's physical
+    signal, in its units). `closest`: when the record has no lead `lead` (a name),
+    take the closest one it has (`CLOSEST_LEADS`), log a warning and set
+    `lead_wanted`; otherwise a missing lead is a SignalError listing the leads.
     """
     target = int(fs or RECORD_FS)
     path = Path(path)
@@ -104,10 +133,19 @@ def read_record(path: str | Path, *, lead: str | int = DEFAULT_LEAD, fs: int | N
     else:
         signal, names, rate, beats, symbols = _read_wfdb(_wfdb_base(path), annotations)
     source = str(path)
+    wanted = None
     if beats is None and symbols is None and len(names) == 1 and lead == DEFAULT_LEAD:
         k = 0  # a plain one-column file: the lead the user has
     else:
-        k = _pick_lead(names, lead, source)
+        try:
+            k = _pick_lead(names, lead, source, asked=not closest)
+        except SignalError:
+            k_close = closest_lead(names, str(lead)) if closest and isinstance(lead, str) else None
+            if k_close is None:
+                raise
+            k, wanted = k_close, str(lead)
+            log.warning("%s has no lead %s (it has: %s); using %s instead: the model was trained on %s, expect "
+                        "lower accuracy", source, lead, ", ".join(names), names[k], lead)
     x = _fill_gaps(np.asarray(signal[:, k], dtype=np.float64), source)
     if rate < MIN_FS:
         raise SignalError(f"{source} is sampled at {rate:g} Hz; at least {MIN_FS} Hz is needed to see the QRS shape")
@@ -119,8 +157,9 @@ def read_record(path: str | Path, *, lead: str | int = DEFAULT_LEAD, fs: int | N
         x = _resample(x, rate, target)
         if beats is not None:
             beats = np.round(beats * (target / rate)).astype(np.int64)
-    return EcgRecord(name=_wfdb_base(path).name, signal=x.astype(np.float32), fs=target, lead=names[k],
-                     original_fs=float(rate), beats=beats, symbols=symbols)
+    name = path.stem if path.suffix.lower() in (".npy", ".csv", ".txt") else _wfdb_base(path).name
+    return EcgRecord(name=name, signal=x.astype(np.float32), fs=target, lead=names[k],
+                     original_fs=float(rate), beats=beats, symbols=symbols, lead_wanted=wanted)
 
 
 def _read_wfdb(base: Path, annotator: str | None):

@@ -17,6 +17,16 @@ trained alike from different seeds, their probabilities averaged, then mixed
 with a class-weighted logistic regression on RR features alone
 (`rr_logistic`), share `rr_share`. Cross-validation inside DS1 chose this over
 a single network (bench/ndconv/ndconv_ecg_select.py).
+
+The networks read only the beat minus the patient's median beat (`channels`)
+and RR features that never take the patient's median RR as the normal one
+(`CNN_FEATURES`: seconds, the 5-minute mean, neighbours). With the beat's own
+shape, a network learns DS1's bundle-branch-block shapes as classes of their
+own and misses such patients' atrial premature beats (DS1 record 207 in
+cross-validation, seed 0: 1 of 107 found, 106 called V; 65 without the beat's
+own shape, bench/results/ndconv_ecg_select_per_record.json); with the patient's
+median RR as the yardstick, a patient whose ectopic atrial rhythm is the
+dominant one (DS2 record 232) has no "early" beats at all.
 """
 
 from __future__ import annotations
@@ -49,6 +59,12 @@ TASK = "ecg"
 #: Patient-wise validation records inside DS1: a quarter of its S and of its V beats, and one of
 #: its two records with atrial fibrillation (201; 203 stays in training).
 VALIDATION = ("106", "118", "201", "215", "230")
+#: What the networks read beside the beat: RR in seconds (de Chazal et al. 2004), relative to the 5-minute mean RR
+#: and to the neighbouring beats, and the rhythm's irregularity; not relative to the patient's median RR, which
+#: is an ectopic beat's RR when most beats are ectopic (record 232 of DS2). Chosen by cross-validation inside DS1
+#: (bench/ndconv/ndconv_ecg_select.py, "diff-abs-rr" against "3-small+rr-logistic").
+CNN_FEATURES = ("pre/post", "pre/local", "irregularity", "irregularity-lag2", "pre_s", "post_s", "local_s",
+                "average_s", "pre/average", "post/average", "local/average")
 #: What the RR logistic model reads: the rhythm relative to itself (pre/post, pre/local, irregularity) and to
 #: the 5-minute mean RR; none of them takes the patient's median beat as the normal one.
 RR_MODEL_FEATURES = ("pre/post", "pre/local", "irregularity", "irregularity-lag2", "pre/average", "post/average",
@@ -69,7 +85,11 @@ class EcgSettings:
     noise: float = 0.03
     rr_noise: float = 0.03
     use_rr: bool = True
-    rr_features: tuple[str, ...] = RR_FEATURES  # the networks' side features, by name (beats.RR_FEATURES)
+    rr_features: tuple[str, ...] = CNN_FEATURES  # the networks' side features, by name (beats.RR_FEATURES)
+    # the window channels the networks read: 0 the beat, 1 the beat minus the record's median beat. Only 1 by
+    # default: a network that sees the beat's own shape files DS1's bundle-branch-block shapes by shape, and keeps
+    # doing so when such beats come early (see the module docstring; docs/ndconv.md, "Why the S beats ...")
+    channels: tuple[int, ...] = (1,)
     members: int = 3  # networks in the ensemble, seeds train.seed * members + i
     rr_share: float = 0.5  # weight of the RR logistic model in the averaged probabilities (0: networks only)
     rr_model_features: tuple[str, ...] = RR_MODEL_FEATURES
@@ -89,6 +109,8 @@ class EcgSettings:
             raise SettingsError("rr_share must be in [0, 1)")
         check_rr_names(self.rr_features)
         check_rr_names(self.rr_model_features)
+        if not self.channels or len(set(self.channels)) != len(self.channels) or not set(self.channels) <= {0, 1}:
+            raise SettingsError("channels must be (0,), (1,) or (0, 1): 0 the beat, 1 the beat minus the median beat")
         if self.rr_share > 0 and not self.rr_model_features:
             raise SettingsError("rr_share > 0 needs rr_model_features")
 
@@ -108,7 +130,7 @@ class EcgSettings:
         return union_names(self.cnn_features, self.rr_model_inputs)
 
     def model_config(self) -> ResNetConfig:
-        return ResNetConfig(dim=1, in_channels=2, num_classes=len(CLASSES), widths=self.widths,
+        return ResNetConfig(dim=1, in_channels=len(self.channels), num_classes=len(CLASSES), widths=self.widths,
                             kernel_size=self.kernel_size, stem_kernel=self.kernel_size, dropout=self.dropout,
                             side_features=len(self.cnn_features))
 
@@ -129,7 +151,7 @@ def _batches(data: BeatSet, s: EcgSettings) -> Callable[[np.random.Generator], I
         for i in range(0, len(order) - bs + 1, bs):
             idx = np.sort(order[i:i + bs])
             shift = rng.integers(-s.jitter, s.jitter + 1, size=len(idx)) if s.jitter else 0
-            x = crop_windows(data.windows[idx], shift)
+            x = crop_windows(data.windows[idx][:, list(s.channels)], shift)
             x = x * rng.uniform(1 - s.amplitude, 1 + s.amplitude, size=(len(idx), 1, 1))
             x = x + rng.normal(0, s.noise, size=x.shape)
             side = None
@@ -226,11 +248,12 @@ def train_ecg(data_dir: str | Path, *, settings: EcgSettings = EcgSettings(),
     validate = None
     if valid is not None:
         def validate(m: nn.Module) -> float:
-            return validation_score(valid.labels,
-                                    predict_beats(m, valid.windows, valid.rr, settings.cnn_features).argmax(1))
+            return validation_score(valid.labels, predict_beats(m, valid.windows[:, list(settings.channels)], valid.rr,
+                                                                settings.cnn_features).argmax(1))
 
     ensemble = EcgEnsemble(settings.model_config(), members=settings.members, cnn_features=settings.cnn_features,
-                           rr_model_features=settings.rr_model_inputs, rr_share=settings.rr_share)
+                           rr_model_features=settings.rr_model_inputs, rr_share=settings.rr_share,
+                           channels=settings.channels)
     fits = []
     for i, network in enumerate(ensemble.networks):
         if on_member:
@@ -260,7 +283,7 @@ def save_ecg(path: str | Path, trained: TrainedEcg) -> Path:
             "train_counts": trained.train_counts, **trained.summary(),
             "ensemble": {"members": trained.settings.members, "cnn_features": list(trained.settings.cnn_features),
                          "rr_model_features": list(trained.settings.rr_model_inputs),
-                         "rr_share": trained.settings.rr_share}}
+                         "rr_share": trained.settings.rr_share, "channels": list(trained.settings.channels)}}
     return save_checkpoint(path, trained.model, task=TASK, architecture=ARCHITECTURE,
                            config=trained.settings.model_config(), info=info, history=trained.history_dicts())
 
@@ -289,13 +312,23 @@ def checkpoint_side_names(ck) -> list[str]:
     return list(ck.info.get("rr_features", [])) if ck.info.get("use_rr", True) else []
 
 
+def trained_lead(ck) -> str:
+    """The lead an ECG checkpoint was trained on (MLII for every checkpoint so far)."""
+    return str(ck.info.get("lead", "MLII"))
+
+
 def evaluate_ecg(checkpoint: str | Path, data_dir: str | Path, *, records: tuple[str, ...] = DS2,
                  positions: Literal["reference", "detected"] = "reference", device: str = "auto",
-                 on_record: Callable[[str], None] | None = None) -> dict:
-    """Per-class Se, +P, F1 and macro F1 on `records` (default DS2); with detected beats also QRS Se / +P."""
+                 on_record: Callable[[str], None] | None = None, lead: str | int | None = None) -> dict:
+    """Per-class Se, +P, F1 and macro F1 on `records` (default DS2); with detected beats also QRS Se / +P.
+
+    `lead` None: the lead the model was trained on, or the closest one a record has (with a warning);
+    a lead given by name or index must be there.
+    """
     ck = load_ecg(checkpoint, device=device)
     t0 = time.perf_counter()
-    data = load_beats(data_dir, records, positions=positions, on_record=on_record)
+    data = load_beats(data_dir, records, positions=positions, on_record=on_record,
+                      lead=trained_lead(ck) if lead is None else lead, closest=lead is None)
     prob = predict_beats(ck.model, data.windows, data.rr, checkpoint_side_names(ck))
     pred = prob.argmax(1)
     report = score_beats(data.labels, pred)
