@@ -237,9 +237,10 @@ def main() -> None:
                     "gallery (exact matrix product; FAISS HNSW, its graph saved beside the file), Milvus Lite and "
                     "the Milvus 2.3.5 standalone server (loopback); each backend in its own process",
             "scale_note": None if args.n >= 1_000_000 else
-            f"measured at {args.n:,} entries, not the full 1,000,000 (2 cores shared by several jobs); "
+            f"measured at {args.n:,} entries, not the full 1,000,000 (at 1M the four backends and two sizes take "
+            "several hours on 2 cores: Milvus Lite alone took 55 min to insert and index 128-D, milvus_search.json); "
             "rerun with --n 1000000",
-            "results": results}
+            "backends_run": args.parts, "results": results}
         print(f"wrote {save_result('gallery_backends', summary, out=args.out)}", flush=True)
 
 

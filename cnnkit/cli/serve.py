@@ -4,6 +4,7 @@
     cnnkit serve keys list --gallery office.db
     cnnkit serve keys revoke --gallery office.db 3
     cnnkit serve --gallery office.db [--host 127.0.0.1] [--port 8000] [--workers N]
+    cnnkit serve --gallery milvus://127.0.0.1:19530/office --keys office-keys.db   # a Milvus gallery
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import json
 import logging
 import os
 import sys
-from pathlib import Path
 
 from .common import port, positive_float, positive_int
 
@@ -24,7 +24,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         description="Serve a gallery over HTTP: an API (OpenAPI schema at /openapi.json) and a web page at /. "
                     "Every call but /health needs a key: `cnnkit serve keys create --gallery G --role write`.")
     parser.add_argument("--gallery", default=os.environ.get("CNNKIT_GALLERY"),
-                        help="gallery file (SQLite; created if missing; default $CNNKIT_GALLERY)")
+                        help="gallery: a SQLite file (created if missing) or milvus://HOST:PORT/COLLECTION, "
+                             "milvus-lite://PATH (default $CNNKIT_GALLERY)")
+    parser.add_argument("--keys", metavar="FILE", default=os.environ.get("CNNKIT_KEYS"),
+                        help="SQLite file of the API keys (created if missing; default: the gallery file itself; "
+                             "needed for a Milvus gallery; or $CNNKIT_KEYS)")
     parser.set_defaults(needs_gallery=True)
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every interface)")
@@ -61,6 +65,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     def key_parser(name: str, help: str) -> argparse.ArgumentParser:
         p = actions.add_parser(name, help=help)
         p.add_argument("--gallery", default=argparse.SUPPRESS, help="gallery file (default $CNNKIT_GALLERY)")
+        p.add_argument("--keys", metavar="FILE", default=argparse.SUPPRESS,
+                       help="the keys file the service was given with --keys (instead of the gallery file)")
+        p.set_defaults(needs_gallery=False)  # --gallery or --keys: _keys_file says which is missing
         return p
 
     p = key_parser("create", "create a key; prints it once, alone on the last line (only its hash is stored)")
@@ -78,10 +85,26 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_keys_revoke)
 
 
+def _keys_file(args: argparse.Namespace) -> str:
+    """The SQLite file the keys live in: --keys, else the gallery file."""
+    from ..errors import SettingsError
+    from ..faces.gallery.backends import backend_of
+
+    if args.keys:
+        return args.keys
+    if not args.gallery:
+        raise SettingsError("say where the keys are: --gallery G (a SQLite gallery) or --keys FILE "
+                            "(or set $CNNKIT_GALLERY / $CNNKIT_KEYS)")
+    if backend_of(args.gallery) != "sqlite":
+        raise SettingsError(f"{args.gallery}: a Milvus gallery keeps no API keys; give the keys file the "
+                            f"service uses (--keys FILE)")
+    return args.gallery
+
+
 def _store(args: argparse.Namespace, *, create: bool = False):
     from ..faces.gallery.store import GalleryStore
 
-    return GalleryStore(args.gallery, create=create)
+    return GalleryStore(_keys_file(args), create=create)
 
 
 def run_keys_create(args: argparse.Namespace) -> int:
@@ -93,7 +116,7 @@ def run_keys_create(args: argparse.Namespace) -> int:
     finally:
         store.close()
     label = f" ({key.label})" if key.label else ""
-    print(f"created {key.role} key #{key.id}{label} for {args.gallery}; it is shown only now, keep it secret:",
+    print(f"created {key.role} key #{key.id}{label} for {_keys_file(args)}; it is shown only now, keep it secret:",
           file=sys.stderr)
     print(token)
     return 0
@@ -111,7 +134,8 @@ def run_keys_list(args: argparse.Namespace) -> int:
         print(json.dumps([k.to_dict() for k in keys]))
         return 0
     if not keys:
-        print(f"no keys in {args.gallery}; create one with `cnnkit serve keys create --gallery {args.gallery}`")
+        where = f"--keys {args.keys}" if args.keys else f"--gallery {args.gallery}"
+        print(f"no keys in {_keys_file(args)}; create one with `cnnkit serve keys create {where}`")
     for k in keys:
         state = "active" if k.active else f"revoked {k.revoked_at}"
         print(f"#{k.id:<4} {k.role:5} created {k.created_at}  {state:28} {k.label}")
@@ -141,7 +165,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from ..service.settings import ServiceSettings
 
     settings = ServiceSettings(
-        gallery=Path(args.gallery), max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+        gallery=args.gallery, keys=args.keys, max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
         max_files=args.max_files, max_pixels=args.max_pixels, request_timeout_s=args.timeout,
         header_timeout_s=args.header_timeout, batch_size=args.batch_size, batch_wait_ms=args.batch_wait_ms,
         threads=args.threads,

@@ -146,13 +146,15 @@ class TreeWorker:
 
 def enroll_tree(gallery: Gallery, root: str | os.PathLike, *, engine: str = "auto", address: str | None = None,
                 workers: int | None = None, batch_size: int = 32, pick: str = "auto",
-                threads_per_worker: int = 1, device: str | None = None,
+                threads_per_worker: int | None = None, device: str | None = None,
                 on_progress: Callable[[int, int], None] | None = None) -> TreeReport:
     """Enroll every photo under ROOT/<person>/ not yet in `gallery`; see the module's notes.
 
     `engine`: "auto" (Ray with an `address`, or from RAY_FROM_PHOTOS photos on a machine with several
     cores; else this process), "ray" (local Ray by default, or the cluster at `address`) or
     "local" (this process). `workers`: Ray actors (default: the CPUs Ray sees).
+    `threads_per_worker`: PyTorch threads of each Ray worker (default 1: one worker per core), or of this
+    process with engine "local" (default: PyTorch's own, every core).
     `on_progress(done, total)` is called as photos are finished.
     """
     if engine not in ENGINE_CHOICES:
@@ -206,20 +208,21 @@ def enroll_tree(gallery: Gallery, root: str | os.PathLike, *, engine: str = "aut
             else:
                 by_person.setdefault(photo.person, []).append(EmbeddingRecord(
                     vector=result["vector"], source=photo.path, source_sha256=photo.sha256, box=result["box"]))
-        for person, records in by_person.items():
-            gallery.enroll_embeddings(person, records)
-            report.enrolled += len(records)
+        if by_person:
+            gallery.enroll_many(by_person)  # one write per batch
+            report.enrolled += sum(len(records) for records in by_person.values())
         done += len(batch)
         if first_batch_at[0] is None:
             first_batch_at[:] = [time.perf_counter(), done]
         if on_progress is not None:
             on_progress(done, total)
 
-    settings: WorkerSettings = {"encoder": gallery.model.encoder, "flip": gallery.model.flip, "pick": pick,
-                                "device": device, "threads": threads_per_worker}
     if engine == "auto":
         engine = "ray" if address is not None or (total >= RAY_FROM_PHOTOS and (os.cpu_count() or 1) > 1) else "local"
         report.engine = engine
+    threads = threads_per_worker if threads_per_worker is not None else (1 if engine == "ray" else None)
+    settings: WorkerSettings = {"encoder": gallery.model.encoder, "flip": gallery.model.flip, "pick": pick,
+                                "device": device, "threads": threads}
     if batches and engine == "local":
         worker = TreeWorker(**settings)
         for index, batch in enumerate(batches):

@@ -1,6 +1,6 @@
 """The HTTP API (FastAPI) and the web page.
 
-    POST   /people               write  enroll a new person from one or more photos (multipart)
+    POST   /people               write  enroll a new person from one or more photos
     POST   /people/{id}/photos   write  add photos to a person
     GET    /people               read   list people (?name=, ?offset=, ?limit=)
     GET    /people/{id}          read   one person
@@ -12,6 +12,10 @@
     GET    /health               -      liveness, version; no key needed
     GET    /                     -      the web page (the key is entered there)
     GET    /openapi.json         -      this API's OpenAPI schema
+    GET    /docs                 -      the same, to read and try in a browser (Swagger UI, served locally)
+
+Photos come as multipart files, or as base64 in a JSON body (json_bodies.py)
+on the same paths.
 """
 
 from __future__ import annotations
@@ -31,7 +35,17 @@ from ..faces.gallery.keys import ApiKey
 from ..faces.gallery.store import MAX_ID
 from .auth import KeyBeforeBody, require_read, require_write
 from .core import FaceService, RawUpload, parse_metadata
+from .docs_page import add_docs_page
 from .errors import install_handlers
+from .json_bodies import (
+    EnrollJson,
+    IdentifyJson,
+    JsonBodyRoute,
+    PhotosJson,
+    VerifyJson,
+    decode_photos,
+    json_alternative,
+)
 from .limits import RequestLimits
 from .schemas import DeletedOut, HealthOut, IdentifyOut, PeopleOut, PersonOut, Rename, VerifyOut, VersionOut, errors
 from .settings import ServiceSettings
@@ -71,7 +85,9 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     install_handlers(app)
     app.add_middleware(KeyBeforeBody)  # inside RequestLimits: its answers get the security headers
     app.add_middleware(RequestLimits, max_bytes=settings.max_upload_bytes, timeout_s=settings.request_timeout_s)
+    add_json_routes(app)  # before add_routes: on a shared path, the first route that matches is taken
     add_routes(app)
+    add_docs_page(app, STATIC)
     return app
 
 
@@ -82,6 +98,31 @@ def app_from_environment() -> FastAPI:
 
 def _service(request: Request) -> FaceService:
     return request.app.state.service
+
+
+def add_json_routes(app: FastAPI) -> None:
+    """The JSON twins of the routes that take photos: same paths, same answers (see json_bodies.py)."""
+
+    async def enroll_json(request: Request, key: Writer, body: EnrollJson) -> JSONResponse:
+        person = await _service(request).enroll(body.name, decode_photos(body.photos), pick=body.pick,
+                                                metadata=body.metadata, allow_same_name=body.allow_same_name)
+        return JSONResponse(person.to_dict(), status_code=201, headers={"Location": f"/people/{person.id}"})
+
+    async def add_photos_json(request: Request, key: Writer, person_id: PersonId, body: PhotosJson) -> dict:
+        return (await _service(request).add_photos(person_id, decode_photos(body.photos), pick=body.pick)).to_dict()
+
+    async def verify_json(request: Request, key: Reader, body: VerifyJson) -> dict:
+        return await _service(request).verify(decode_photos([body.photo]), person_id=body.person_id, name=body.name)
+
+    async def identify_json(request: Request, key: Reader, body: IdentifyJson) -> dict:
+        return await _service(request).identify(decode_photos([body.photo]), top_k=body.top_k)
+
+    for path, endpoint, status, shape in (("/people", enroll_json, 201, PersonOut),
+                                          ("/people/{person_id}/photos", add_photos_json, 200, PersonOut),
+                                          ("/verify", verify_json, 200, VerifyOut),
+                                          ("/identify", identify_json, 200, IdentifyOut)):
+        app.router.add_api_route(path, endpoint, methods=["POST"], status_code=status, response_model=shape,
+                                 include_in_schema=False, route_class_override=JsonBodyRoute)
 
 
 def add_routes(app: FastAPI) -> None:
@@ -113,7 +154,7 @@ def add_routes(app: FastAPI) -> None:
         return _service(request).people(name=name, offset=offset, limit=limit)
 
     @app.post("/people", status_code=201, response_model=PersonOut, tags=["people"],
-              responses=errors(401, 403, 409, 413, 415, 422, 503))
+              responses=errors(401, 403, 409, 413, 415, 422, 503), openapi_extra=json_alternative(EnrollJson))
     async def enroll(request: Request, key: Writer,
                      name: Annotated[str, Form(description="the person's name")],
                      photos: Annotated[list[UploadFile], File(description="one or more photos of the person")],
@@ -131,7 +172,7 @@ def add_routes(app: FastAPI) -> None:
         return _service(request).person(person_id).to_dict()
 
     @app.post("/people/{person_id}/photos", response_model=PersonOut, tags=["people"],
-              responses=errors(401, 403, 404, 413, 415, 422, 503))
+              responses=errors(401, 403, 404, 413, 415, 422, 503), openapi_extra=json_alternative(PhotosJson))
     async def add_photos(request: Request, key: Writer, person_id: PersonId,
                          photos: Annotated[list[UploadFile], File(description="more photos of the person")],
                          pick: Annotated[str, Form(description=PICK_HELP)] = "auto") -> dict:
@@ -151,7 +192,7 @@ def add_routes(app: FastAPI) -> None:
     # -- recognition --------------------------------------------------------------------
 
     @app.post("/verify", response_model=VerifyOut, tags=["recognition"],
-              responses=errors(401, 404, 409, 413, 415, 422, 503))
+              responses=errors(401, 404, 409, 413, 415, 422, 503), openapi_extra=json_alternative(VerifyJson))
     async def verify(request: Request, key: Reader,
                      photo: Annotated[UploadFile, File(description="a photo of the person claimed")],
                      person_id: Annotated[int | None, Form(ge=1, le=MAX_ID,
@@ -163,7 +204,7 @@ def add_routes(app: FastAPI) -> None:
         return await _service(request).verify(await _raw([photo]), person_id=person_id, name=name)
 
     @app.post("/identify", response_model=IdentifyOut, tags=["recognition"],
-              responses=errors(401, 413, 415, 422, 503))
+              responses=errors(401, 413, 415, 422, 503), openapi_extra=json_alternative(IdentifyJson))
     async def identify(request: Request, key: Reader,
                        photo: Annotated[UploadFile, File(description="a photo with any number of faces")],
                        top_k: Annotated[int, Form(ge=1, le=10, description="candidates listed per face")] = 3) -> dict:

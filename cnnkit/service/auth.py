@@ -32,7 +32,7 @@ _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the key,
 def _authenticate(request: Request, bearer: HTTPAuthorizationCredentials | None,
                   header: str | None) -> ApiKey:
     token = header or (bearer.credentials if bearer is not None else None)
-    return _key_for(request.app.state.service.gallery.store, token)
+    return _key_for(request.app.state.service.keys, token)
 
 
 def _key_for(store: Any, token: str | None) -> ApiKey:
@@ -95,7 +95,7 @@ class KeyBeforeBody:
             if has_body and service is not None and scope["path"] != "/health":
                 role = role_for(scope["method"], scope["path"])
                 try:
-                    key = await run_in_threadpool(_key_for, service.gallery.store, _token_of(headers))
+                    key = await run_in_threadpool(_key_for, service.keys, _token_of(headers))
                     if not key.allows(role):
                         raise ServiceError(status=403, code="forbidden",
                                            message=f"this key has the role {key.role!r}; this call needs {role!r}")

@@ -36,7 +36,7 @@ from ..errors import (
 from ..faces.gallery import Gallery, Person, enrollment_record
 from ..faces.gallery.gallery import PICK_CHOICES
 from ..faces.gallery.openset import OperatingPoint
-from ..faces.gallery.store import EmbeddingRecord
+from ..faces.gallery.store import EmbeddingRecord, GalleryStore
 from ..faces.types import Face, embedding_of
 from .engine import FaceEngine
 from .photos import PhotoStore
@@ -89,6 +89,9 @@ class FaceService:
         device = None if settings.device == "auto" else settings.device
         self.gallery = Gallery(settings.gallery, create=True, device=device)
         check_threshold(self.gallery)
+        # The API keys: in the gallery file, or in their own SQLite file (needed for a Milvus gallery).
+        self.keys = (self.gallery.store if settings.keys is None
+                     else GalleryStore(settings.keys, create=True))
         self.engine = FaceEngine(device=settings.device, flip=self.gallery.model.flip,
                                  encoder=self.gallery.model.encoder,
                                  batch_size=settings.batch_size, batch_wait_ms=settings.batch_wait_ms,
@@ -106,6 +109,8 @@ class FaceService:
         self.engine.stop()
         self._search.shutdown(wait=True)
         self.gallery.close()
+        if self.keys is not self.gallery.store:
+            self.keys.close()
         if self.photos is not None:
             self.photos.close()
 

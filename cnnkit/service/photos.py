@@ -31,6 +31,8 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..runtime.files import fsync_path
+
 log = logging.getLogger(__name__)
 
 FOLDER_MODE = 0o700
@@ -48,13 +50,6 @@ def _private_folder(path: Path) -> None:
         except PermissionError:
             log.warning("%s: cannot make the photo folder private (not its owner)", path)
 
-
-def _fsync_folder(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class PhotoStore:
@@ -84,7 +79,7 @@ class PhotoStore:
             tmp.unlink(missing_ok=True)
             raise
         os.replace(tmp, path)
-        _fsync_folder(folder)
+        fsync_path(folder)
         return path
 
     def files(self, person_id: int) -> list[Path]:
@@ -100,7 +95,7 @@ class PhotoStore:
         folder = self.folder(person_id)
         if folder.exists():
             shutil.rmtree(folder, ignore_errors=True)
-            _fsync_folder(self.root)
+            fsync_path(self.root)
 
     # -- after a crash --------------------------------------------------------------------
 

@@ -15,12 +15,13 @@ import functools
 import ipaddress
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from ..errors import GalleryError, SettingsError
+from ..errors import SettingsError
 from ..faces.gallery import Gallery
 from ..faces.gallery.keys import list_keys
 from ..faces.gallery.store import GalleryStore
@@ -122,12 +123,14 @@ def default_threads(workers: int) -> int:
 
 
 def prepare(settings: ServiceSettings) -> int:
-    """Create or migrate the gallery once, before any worker opens it; the number of active keys."""
+    """Create or migrate the gallery and the keys file once, before any worker opens them; the active keys."""
     with Gallery(settings.gallery, create=True) as gallery:
         check_threshold(gallery)
-        if not isinstance(gallery.store, GalleryStore):  # a Path always opens SQLite, where the keys live
-            raise GalleryError(f"{settings.gallery}: the service needs a SQLite gallery file")
-        return len(list_keys(gallery.store, include_revoked=False))
+    keys = GalleryStore(settings.keys_file, create=True)
+    try:
+        return len(list_keys(keys, include_revoked=False))
+    finally:
+        keys.close()
 
 
 def serve(settings: ServiceSettings, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
@@ -140,12 +143,17 @@ def serve(settings: ServiceSettings, *, host: str = "127.0.0.1", port: int = 800
 
     if workers < 1:
         raise SettingsError(f"workers must be at least 1, got {workers}")
+    if workers > 1 and not isinstance(settings.gallery, Path):
+        # Each worker is a writer, and a Milvus gallery's ids are counted by its one writing process.
+        raise SettingsError(f"{settings.gallery}: a Milvus gallery takes one writer; serve it with --workers 1 "
+                            f"(--threads gives that worker more cores)")
     if settings.threads is None:
         settings = settings.with_(threads=default_threads(workers))
     keys = prepare(settings)
     if keys == 0:
         log.warning("no active API key in %s: every call but /health will be refused; create one with "
-                    "`cnnkit serve keys create --gallery %s --role write`", settings.gallery, settings.gallery)
+                    "`cnnkit serve keys create --%s %s --role write`", settings.keys_file,
+                    "keys" if settings.keys is not None else "gallery", settings.keys_file)
     if not is_loopback(host):
         log.warning("listening on %s: reachable from other machines%s", host,
                     "" if ssl_certfile else "; keys travel in clear text without --ssl-certfile/--ssl-keyfile, "

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SettingsError
+from ..faces.gallery.backends import backend_of
 
 #: Environment variable through which `cnnkit serve --workers N` hands settings to its workers.
 ENV_SETTINGS = "CNNKIT_SERVICE_SETTINGS"
@@ -19,7 +20,10 @@ ENV_SETTINGS = "CNNKIT_SERVICE_SETTINGS"
 class ServiceSettings:
     """How the service runs. Every limit is per request unless said otherwise.
 
-    gallery: the gallery file (created if missing).
+    gallery: the gallery: a SQLite file (created if missing), or a Milvus location
+        (milvus://HOST:PORT/COLLECTION, milvus-lite://PATH), kept as text.
+    keys: the SQLite file holding the service's API keys (created if missing); None: the
+        gallery file itself. A Milvus gallery has no place for them, so it needs one.
     max_upload_bytes: the whole request body; larger requests get 413 before they are read.
     max_files: photos per request (enrollment).
     max_pixels: width x height of one decoded photo; a larger one (or a decompression bomb) gets 413.
@@ -37,7 +41,8 @@ class ServiceSettings:
     device: "auto", "cpu" or "cuda".
     """
 
-    gallery: Path
+    gallery: Path | str
+    keys: Path | None = None
     max_upload_bytes: int = 10 * 1024 * 1024
     max_files: int = 10
     max_pixels: int = 40_000_000
@@ -51,7 +56,13 @@ class ServiceSettings:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "gallery", Path(self.gallery))
+        if backend_of(str(self.gallery)) == "sqlite":
+            object.__setattr__(self, "gallery", Path(self.gallery))
+        elif self.keys is None:
+            raise SettingsError(f"{self.gallery}: a Milvus gallery keeps no API keys; give the service a keys "
+                                f"file (--keys FILE, a small SQLite file created if missing)")
+        if self.keys is not None:
+            object.__setattr__(self, "keys", Path(self.keys))
         if self.store_images is not None:
             object.__setattr__(self, "store_images", Path(self.store_images))
         positive = {"max_upload_bytes": self.max_upload_bytes, "max_files": self.max_files,
@@ -68,12 +79,18 @@ class ServiceSettings:
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(self.device)):
             raise SettingsError(f"device must be one of 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
 
+    @property
+    def keys_file(self) -> Path:
+        """Where the API keys live: the keys file, or the (SQLite) gallery file."""
+        return self.keys if self.keys is not None else Path(self.gallery)
+
     def with_(self, **changes: Any) -> ServiceSettings:
         return replace(self, **changes)
 
     def to_json(self) -> str:
         data = asdict(self)
         data["gallery"] = str(self.gallery)
+        data["keys"] = None if self.keys is None else str(self.keys)
         data["store_images"] = None if self.store_images is None else str(self.store_images)
         return json.dumps(data)
 

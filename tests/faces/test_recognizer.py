@@ -24,7 +24,8 @@ from cnnkit.images import load_image
 from cnnkit.service.engine import FaceEngine
 from tests.conftest import lfw_image
 
-TOLERANCE = 1e-4  # embeddings are unit-scale; a wrong chip size or template moves them by ~0.1-1
+TOLERANCE = 1e-3  # embeddings are unit-scale; batch size and thread count alone move an element by up to
+# ~3e-4 (seen in a full run), a wrong chip size or template by far more
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +91,8 @@ def test_a_96px_encoder_is_not_fed_150px_chips(small_encoder, face_weights):
     assert recognizer.chips(image, [face]).shape == (1, 3, 96, 96)
     right = recognizer.embed([image], [[face]])[0][0].embedding
     wrong = by_hand(image, face, small_encoder, 150)
-    assert np.abs(right - wrong).max() > 100 * TOLERANCE
+    # The same chips agree to under 1e-3 (batch and thread noise); 150 px chips move it by about 0.02.
+    assert np.linalg.norm(right - wrong) > 10 * TOLERANCE
 
 
 # -- large photos: bounded detection (issue 19) ---------------------------------------------

@@ -238,3 +238,27 @@ def test_page_works_under_its_csp_by_keyboard_and_every_control_is_labelled(stri
     expect(page.locator("#key-state")).to_contain_text("not valid")
     # The browser logged only the refused request: no script error, no CSP violation.
     assert messages and all("401" in m for m in messages), messages
+
+
+def test_api_page_renders_offline_under_the_csp(browser, tmp_path, face_weights):
+    """GET /docs: Swagger UI from the service's own files (no CDN), started without an inline script."""
+    from playwright.sync_api import expect
+
+    gallery = tmp_path / "docs.db"
+    make_keys(gallery)
+    with running_server(ServiceSettings(gallery=gallery, threads=1)) as url:
+        context = browser.new_context()
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        outside: list[str] = []
+        messages: list[str] = []
+        page.on("request", lambda r: outside.append(r.url) if not r.url.startswith((url, "data:")) else None)
+        page.on("pageerror", lambda exc: messages.append(str(exc)))
+        page.on("console", lambda msg: messages.append(msg.text) if msg.type == "error" else None)
+        try:
+            page.goto(url + "/docs")
+            expect(page.locator(".swagger-ui .info .title")).to_contain_text("cnnkit face recognition")
+            expect(page.locator(".opblock-summary-path", has_text="/identify").first).to_be_visible()
+            assert outside == [] and messages == [], (outside, messages)
+        finally:
+            context.close()

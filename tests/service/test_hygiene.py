@@ -200,8 +200,9 @@ CRASH = textwrap.dedent(r"""
     from cnnkit.faces.gallery.store import GalleryStore
     from tests.service.support import auth, client_for, photo
 
-    gallery, kept, key, step = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], sys.argv[4]
-    settings = ServiceSettings(gallery=gallery, store_images=kept, threads=1)
+    gallery, kept, key, step = sys.argv[1], Path(sys.argv[2]), sys.argv[3], sys.argv[4]
+    keys = os.environ.get("CNNKIT_KEYS")  # a Milvus gallery's keys file (test_milvus_gallery.py)
+    settings = ServiceSettings(gallery=gallery, keys=keys, store_images=kept, threads=1)
     if step == "crash-enroll":  # die after the photos are written, before the commit
         original = core.FaceService._keep_photos
         def keep_then_die(self, *a, **k):

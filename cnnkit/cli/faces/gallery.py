@@ -239,6 +239,9 @@ def run_import(args: argparse.Namespace) -> int:
     with _open(args, create=True, flip=manifest["model"]["flip"]) as gallery:
         counts = import_gallery(gallery, args.source, use_threshold=args.use_threshold)
     print(f"imported {counts['people']} people, {counts['embeddings']} embeddings into {args.gallery}")
+    if counts["skipped"]:
+        print(f"skipped {counts['skipped']} people already in {args.gallery} (same name and embeddings: "
+              f"{args.source} was imported before)")
     if counts["threshold_applied"]:
         print(f"threshold set to {counts['threshold_in_file']:g} from {args.source}")
     elif counts["threshold_in_file"] is not None:

@@ -37,6 +37,8 @@ from ...runtime.extras import require
 from .search import Hit
 from .store import FORMAT, SCHEMA_VERSION, EmbeddingRecord, Person
 
+log = logging.getLogger(__name__)
+
 SCHEMES = ("milvus://", "milvus-lite://")
 DEFAULT_COLLECTION = "gallery"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,200}$")
@@ -44,10 +46,11 @@ _DUMMY = [0.0, 0.0]  # Milvus wants a vector field in every collection; people a
 _SOURCE_MAX = 4096
 _PAGE = 4096
 _MAX_LIMIT = 16384  # Milvus's largest topk / query window
-#: How fresh what search reads is. "Strong" makes every read wait for the server's next time tick (200 ms by
-#: default: 400 ms a query here); "Session" answers at once and still sees every write of this process. Writes
-#: of *other* processes (an enrollment, a removal) reach this one's search answers within about a time tick.
-SEARCH_CONSISTENCY = "Session"
+#: How fresh reads are. "Strong" makes every read wait for the server's next time tick (200 ms by default:
+#: 300-400 ms a read here, so an enrollment, which reads twice, took 0.7 s); "Session" answers at once and
+#: still sees every write of this process. Writes of *other* processes (an enrollment, a removal) reach this
+#: one's answers within about a time tick. Only opening the gallery and the id counters read Strong.
+READ_CONSISTENCY = "Session"
 
 
 class _NoClientTimestampNotice(logging.Filter):
@@ -56,7 +59,15 @@ class _NoClientTimestampNotice(logging.Filter):
         return "mvccTs" not in record.getMessage()
 
 
+class _LiteUnimplementedNotice(logging.Filter):
+    # Milvus Lite serves gRPC inside this process and has no AllocTimestamp: pymilvus asks, gets "not
+    # implemented" and carries on, while the in-process gRPC server logs a traceback for each ask.
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Method not implemented" not in record.getMessage()
+
+
 logging.getLogger("pymilvus.client.iterator.query_iterator").addFilter(_NoClientTimestampNotice())
+logging.getLogger("grpc._server").addFilter(_LiteUnimplementedNotice())
 
 
 def is_milvus_location(location: object) -> bool:
@@ -151,7 +162,7 @@ class MilvusStore:
         for collection in (self.c_meta, self.c_people, self.c_emb):
             if collection in existing:
                 self.client.load_collection(collection)
-        meta = self.meta()
+        meta = self.meta(fresh=True)
         if meta.get("format") != FORMAT:
             self.close()
             raise GalleryError(f"{location}: these Milvus collections are not a cnnkit gallery")
@@ -233,7 +244,8 @@ class MilvusStore:
 
     def _scan(self, collection: str, filter: str, fields: list[str]) -> Iterator[dict]:
         """Every matching row: one query, or page by page past Milvus's query window."""
-        first = self.client.query(collection, filter=filter, output_fields=fields, limit=_MAX_LIMIT)
+        first = self.client.query(collection, filter=filter, output_fields=fields, limit=_MAX_LIMIT,
+                                  consistency_level=READ_CONSISTENCY)
         if len(first) < _MAX_LIMIT:
             yield from first
             return
@@ -256,7 +268,8 @@ class MilvusStore:
             self.client = None
 
     def connection(self):
-        raise GalleryError(f"{self.path}: this needs a SQLite gallery (API keys of `cnnkit serve` live in one)")
+        raise GalleryError(f"{self.path}: a Milvus gallery has no SQL connection; the API keys of `cnnkit serve` "
+                           f"live in a SQLite file (`--keys FILE`)")
 
     @contextmanager
     def write(self) -> Iterator[MilvusWrite]:
@@ -288,14 +301,32 @@ class MilvusStore:
             if tx.removed:
                 self.client.delete(self.c_people, ids=tx.removed)
                 self.client.delete(self.c_emb, filter=f"person_id in {sorted(set(tx.removed))}")
+            if tx.removed or tx.renamed:
+                self._compact()
         except GalleryError:
             raise
         except Exception as exc:
             raise GalleryBusy(f"{self.path}: could not save the change ({_reason(exc)})") from None
 
+    def _compact(self) -> None:
+        """Ask Milvus to rewrite its segments without deleted rows (a removal only marks them deleted).
+
+        Best effort and asynchronous: the old segment files stay on the server's disk until its garbage
+        collector drops them (docs/distributed.md, "Deletion"); Milvus Lite has no compaction.
+        """
+        if self.location.lite:
+            return
+        for collection in (self.c_people, self.c_emb):
+            try:
+                self.client.compact(collection)
+            except Exception as exc:  # the removal itself is done; say why erasure may take longer
+                log.warning("%s: Milvus did not start a compaction of %s (%s); removed rows stay in its "
+                            "segments until the next automatic one", self.path, collection, _reason(exc))
+
     def _person_row(self, person_id: int) -> dict | None:
         rows = self.client.get(self.c_people, ids=[person_id],
-                               output_fields=["id", "name", "metadata", "embeddings", "created_at", "dummy"])
+                               output_fields=["id", "name", "metadata", "embeddings", "created_at", "dummy"],
+                               consistency_level=READ_CONSISTENCY)
         if not rows:
             return None
         row = dict(rows[0])
@@ -312,7 +343,7 @@ class MilvusStore:
         new value is saved with the write, before its rows.
         """
         if counter not in self._counters:
-            self._counters[counter] = int(self.meta()[counter])
+            self._counters[counter] = int(self.meta(fresh=True)[counter])
         first = self._counters[counter] if at is None else at
         self._counters[counter] = max(self._counters[counter], first + n)
         tx.meta[counter] = str(self._counters[counter])
@@ -320,8 +351,13 @@ class MilvusStore:
 
     # -- meta -------------------------------------------------------------------------
 
-    def meta(self) -> dict[str, str]:
-        return {r["key"]: r["value"] for r in self._scan(self.c_meta, 'key != ""', ["key", "value"])}
+    def meta(self, *, fresh: bool = False) -> dict[str, str]:
+        """The gallery's settings. Read at search's consistency (identify reads them on every query: Strong
+        would wait for the server's next time tick each time), unless `fresh`: opening the gallery and the id
+        counters read them Strong, so a writer never starts from counters older than the last write."""
+        rows = self.client.query(self.c_meta, filter='key != ""', output_fields=["key", "value"], limit=_MAX_LIMIT,
+                                 **({} if fresh else {"consistency_level": READ_CONSISTENCY}))
+        return {r["key"]: r["value"] for r in rows}
 
     def set_meta(self, tx: MilvusWrite, **values: str) -> None:
         tx.meta.update(values)
@@ -346,7 +382,10 @@ class MilvusStore:
 
     def count_people(self, name: str | None = None) -> int:
         expr = f"name == {_literal(name)}" if name is not None else ""
-        return int(self.client.query(self.c_people, filter=expr, output_fields=["count(*)"])[0]["count(*)"])
+        # Session, as search: identify asks for the count on every query (the size-aware threshold), and the
+        # collection's Strong default would wait for the server's next time tick each time (400 ms a query).
+        return int(self.client.query(self.c_people, filter=expr, output_fields=["count(*)"],
+                                     consistency_level=READ_CONSISTENCY)[0]["count(*)"])
 
     def person(self, person_id: int) -> Person | None:
         row = self._person_row(int(person_id))
@@ -358,7 +397,7 @@ class MilvusStore:
             return {}
         return {int(r["id"]): r["name"] for r in self.client.get(self.c_people, ids=sorted(person_ids),
                                                                  output_fields=["id", "name"],
-                                                                 consistency_level=SEARCH_CONSISTENCY)}
+                                                                 consistency_level=READ_CONSISTENCY)}
 
     def add_person(self, tx: MilvusWrite, name: str, metadata: dict | None = None, *,
                    person_id: int | None = None, created_at: str | None = None) -> int:
@@ -447,7 +486,8 @@ class MilvusStore:
     def count(self) -> int:
         if not self._has_embeddings():
             return 0
-        return int(self.client.query(self.c_emb, filter="", output_fields=["count(*)"])[0]["count(*)"])
+        return int(self.client.query(self.c_emb, filter="", output_fields=["count(*)"],
+                                     consistency_level=READ_CONSISTENCY)[0]["count(*)"])
 
     # -- search -----------------------------------------------------------------------
 
@@ -509,7 +549,7 @@ class MilvusStore:
             ask = {h.person_id for hits in nearest for h in hits[:take]} - asked
             if ask:
                 live |= {r["id"] for r in self.client.get(self.c_people, ids=sorted(ask), output_fields=["id"],
-                                                          consistency_level=SEARCH_CONSISTENCY)}
+                                                          consistency_level=READ_CONSISTENCY)}
                 asked |= ask
             answers = [[h for h in hits[:take] if h.person_id in live][:k] for hits in nearest]
             if all(len(a) == k or take >= len(hits) for a, hits in zip(answers, nearest)):
@@ -525,7 +565,7 @@ class MilvusStore:
     def _search(self, queries: np.ndarray, limit: int, params: dict, **kw) -> list[list[dict]]:
         return [list(hits) for hits in self.client.search(
             self.c_emb, data=queries.tolist(), limit=limit, anns_field="vector", output_fields=["person_id"],
-            search_params=params, consistency_level=SEARCH_CONSISTENCY, **kw)]
+            search_params=params, consistency_level=READ_CONSISTENCY, **kw)]
 
     # -- checks -----------------------------------------------------------------------
 

@@ -78,6 +78,9 @@ def export_gallery(gallery: Gallery, path: str | os.PathLike) -> dict:
                        for r in rows],
     }
     path = Path(path)
+    if path.is_dir():
+        raise GalleryError(f"{path}: is a folder; give the export's file name (for example {path / 'gallery.npz'})")
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # private, as the export itself
     # Write beside the target, then rename: a crash never leaves half a file under the real name.
     # mkstemp creates the file 0600; fchmod says so whatever the platform.
     fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".npz")
@@ -274,12 +277,21 @@ def check_manifest(manifest: Any, vectors: np.ndarray) -> None:
 # -- importing ----------------------------------------------------------------------------
 
 
+def _already_in(gallery: Gallery, name: str, vectors: list[np.ndarray]) -> bool:
+    """Whether a person called `name` holds exactly these vectors (the same export imported before)."""
+    wanted = sorted(v.astype("<f4").tobytes() for v in vectors)
+    return any(sorted(bytes(r["vector"]) for r in gallery.store.embedding_rows(p.id)) == wanted
+               for p in gallery.people(name=name))
+
+
 def import_gallery(gallery: Gallery, path: str | os.PathLike, *, use_threshold: bool = False) -> dict:
     """Add the people of an export to `gallery`, each as a new person with a new id: all of them or none.
 
-    The export must come from the same model as the gallery. Its threshold is
-    applied only with `use_threshold` (and then in the same transaction). Returns
-    the counts, the file's threshold and whether it was applied.
+    The export must come from the same model as the gallery. A person already
+    in the gallery (same name, the very same vectors: the file was imported
+    before) is skipped, not doubled. Its threshold is applied only with
+    `use_threshold` (and then in the same transaction). Returns the counts, the
+    people skipped, the file's threshold and whether it was applied.
     """
     manifest, vectors = read_export(path)
     model = manifest["model"]
@@ -291,10 +303,12 @@ def import_gallery(gallery: Gallery, path: str | os.PathLike, *, use_threshold: 
         by_person.setdefault(record["person_id"], []).append((EmbeddingRecord(
             vector=vector, source=record.get("source", ""), source_sha256=record.get("source_sha256", ""),
             box=tuple(record["box"]) if record.get("box") else None), record.get("created_at")))
-    entries = []
+    entries, skipped = [], 0
     for person in manifest["people"]:
         got = by_person.get(person["id"], [])
-        if got:  # a person without embeddings is nobody anyone could be recognised as
+        if got and _already_in(gallery, person["name"], [r.vector for r, _ in got]):
+            skipped += 1
+        elif got:  # a person without embeddings is nobody anyone could be recognised as
             stamps = [c for _, c in got]
             entries.append(ImportedPerson(
                 name=person["name"], metadata=person.get("metadata"), records=[r for r, _ in got],
@@ -307,7 +321,7 @@ def import_gallery(gallery: Gallery, path: str | os.PathLike, *, use_threshold: 
         imported = gallery.import_people(entries, threshold=threshold)
     except GalleryError as exc:
         raise GalleryError(f"{path}: {exc}; nothing was imported") from None
-    return {"people": imported, "embeddings": sum(len(e.records) for e in entries),
+    return {"people": imported, "embeddings": sum(len(e.records) for e in entries), "skipped": skipped,
             "threshold_in_file": None if in_file is None else float(in_file),
             "threshold_applied": threshold is not None}
 

@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from ...runtime.files import fsync_path
+
 log = logging.getLogger(__name__)
 
 #: From this many embeddings on, `index="auto"` uses HNSW.
@@ -269,7 +271,7 @@ class SavedIndex:
         tmp = self.meta_file.with_name(f"{self.meta_file.name}.{token}.tmp")
         try:
             faiss.write_index(index.index, str(graph))
-            _fsync(graph)
+            fsync_path(graph)
             info = {"stamp": self.stamp, "changes": int(changes), "graph": graph.name}
             with open(tmp, "wb") as f:
                 np.savez(f, info=np.array(json.dumps(info)), embedding_ids=index.embedding_ids,
@@ -321,10 +323,3 @@ def _matches(graph: Any, ids: np.ndarray, people: np.ndarray, removed: np.ndarra
         checked += 1
     return checked > 0 or len(live) == 0
 
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -111,6 +111,26 @@ def test_more_photos_rename_remove_export_import_check(office, capsys, tmp_path)
     assert "A. Brody" in out
 
 
+def test_export_into_a_new_folder_and_import_twice(office, capsys, tmp_path):
+    exported = tmp_path / "not" / "yet" / "office.npz"
+    code, out, _ = run(capsys, "faces", "export", "--gallery", office, str(exported))
+    assert code == 0 and exported.is_file() and (exported.parent.stat().st_mode & 0o777) == 0o700
+    code, _, err = run(capsys, "faces", "export", "--gallery", office, str(tmp_path))
+    assert code == 2 and err.count("\n") == 1 and "is a folder" in err
+    copy = str(tmp_path / "copy.db")
+    assert "imported 3 people" in run(capsys, "faces", "import", "--gallery", copy, str(exported))[1]
+    code, out, _ = run(capsys, "faces", "import", "--gallery", copy, str(exported))  # the same file again
+    assert code == 0 and "imported 0 people" in out and "skipped 3 people already in" in out
+    code, out, _ = run(capsys, "faces", "people", "--gallery", copy)
+    assert out.startswith("3 people in") and [line.split()[0] for line in out.splitlines()[1:]] == ["#1", "#2", "#3"]
+
+
+def test_importing_a_photo_is_one_line(office, capsys):
+    code, out, err = run(capsys, "faces", "import", "--gallery", office, str(lfw_image("Adrien_Brody", 3)))
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "not a cnnkit gallery export" in err and "pickle" not in err
+
+
 def test_calibrate_records_how_the_threshold_was_set(office, capsys, tmp_path):
     lfw_image("Abdullah_Gul", 1)
     rows = ["1\t3", "Abdullah_Gul\t1\t3", "Adrien_Brody\t1\t2", "Ai_Sugiyama\t1\t2",
@@ -150,3 +170,16 @@ def test_a_portrait_with_a_small_face_behind_enrolls_the_portrait(capsys, tmp_pa
     assert run(capsys, "faces", "enroll", "--gallery", gallery, "Adrien", str(photo))[0] == 0
     code, out, _ = run(capsys, "faces", "verify", "--gallery", gallery, "Adrien", str(lfw_image("Adrien_Brody", 2)))
     assert code == 0, out
+
+
+def test_a_first_milvus_lite_enrollment_prints_no_traceback(tmp_path):
+    """Milvus Lite has no AllocTimestamp; its in-process gRPC server logged a traceback per ask (four)."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("milvus_lite")
+    done = subprocess.run([sys.executable, "-m", "cnnkit", "faces", "enroll", "--gallery",
+                           f"milvus-lite://{tmp_path / 'm.db'}", "Adrien Brody", str(lfw_image("Adrien_Brody", 1))],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.startswith("enrolled Adrien Brody (#1)"), done.stderr
+    assert "Traceback" not in done.stderr and "not implemented" not in done.stderr, done.stderr

@@ -15,7 +15,8 @@ from cnnkit.faces.gallery import Gallery
 
 PHOTOS_PER_PERSON = 3
 
-# Enrolls person0, person1, ... (three embeddings each), printing a line after each commit.
+# Enrolls person0, person1, ... (three embeddings each), printing a line after each commit (also the Milvus
+# server's crash test, test_milvus_server.py).
 WORKER = f"""
 import sys
 import numpy as np
@@ -28,7 +29,8 @@ start = len(gallery.people())
 print("ready", flush=True)
 for i in range(start, start + 100000):
     vectors = rng.normal(size=({PHOTOS_PER_PERSON}, 128)).astype(np.float32)
-    gallery.enroll_embeddings(f"person{{i}}", [EmbeddingRecord(vector=v, source=f"p{{i}}_{{k}}.jpg")
+    gallery.enroll_embeddings(f"person{{i}}", [EmbeddingRecord(vector=v, source=f"p{{i}}_{{k}}.jpg",
+                                                               source_sha256=f"{{i}}-{{k}}")
                                                for k, v in enumerate(vectors)])
     print(f"enrolled person{{i}}", flush=True)
 """

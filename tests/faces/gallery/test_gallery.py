@@ -82,6 +82,19 @@ def test_empty_gallery_identifies_nobody(gallery):
     assert answer.name is None and answer.candidates == [] and answer.distance is None
 
 
+def test_enroll_many_writes_several_people_at_once_all_or_nothing(gallery):
+    rng = np.random.default_rng(5)
+    dim = gallery.model.dim
+    sam = gallery.enroll_embeddings("Sam", records(unit(rng, 1, dim)))
+    ids = gallery.enroll_many({"Ann": records(unit(rng, 2, dim)), "Sam": records(unit(rng, 1, dim), "more")})
+    assert ids["Sam"] == sam.id and ids["Ann"] not in (sam.id,)
+    assert [(p.name, p.embeddings) for p in gallery.people()] == [("Ann", 2), ("Sam", 2)]
+    before = gallery.store.changes()
+    with pytest.raises(GalleryError, match="Bo: embedding 0"):
+        gallery.enroll_many({"Cy": records(unit(rng, 1, dim)), "Bo": [EmbeddingRecord(vector=np.zeros(3, np.float32))]})
+    assert [p.name for p in gallery.people()] == ["Ann", "Sam"] and gallery.store.changes() == before
+
+
 def test_wrong_embeddings_are_refused(gallery):
     with pytest.raises(GalleryError, match="does not fit"):
         gallery.enroll_embeddings("X", [EmbeddingRecord(vector=np.zeros(64, np.float32))])
@@ -170,7 +183,7 @@ def test_export_import_round_trip(tmp_path, gallery):
     np.testing.assert_array_equal(vectors, vecs)
     with Gallery(tmp_path / "copy.db", create=True) as copy:
         assert import_gallery(copy, out, use_threshold=True) == {
-            "people": 2, "embeddings": 5, "threshold_in_file": 0.55, "threshold_applied": True}
+            "people": 2, "embeddings": 5, "skipped": 0, "threshold_in_file": 0.55, "threshold_applied": True}
         assert [(p.name, p.embeddings, p.metadata) for p in copy.people()] == [
             ("Ann", 2, {"team": "a"}), ("Bob", 3, {})]
         assert copy.threshold == 0.55 and copy.threshold_source == {"method": "test"}

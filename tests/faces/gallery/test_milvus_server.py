@@ -20,29 +20,9 @@ import pytest
 
 from cnnkit.faces.gallery import Gallery
 from cnnkit.faces.gallery.store import EmbeddingRecord
+from tests.faces.gallery.test_durability import PHOTOS_PER_PERSON, WORKER
 
 pytestmark = pytest.mark.milvus_server
-
-PHOTOS_PER_PERSON = 3
-
-WORKER = f"""
-import sys
-import numpy as np
-from cnnkit.faces.gallery import Gallery
-from cnnkit.faces.gallery.store import EmbeddingRecord
-
-gallery = Gallery(sys.argv[1], create=True)
-rng = np.random.default_rng(int(sys.argv[2]))
-start = len(gallery.people())
-print("ready", flush=True)
-for i in range(start, start + 100000):
-    vectors = rng.normal(size=({PHOTOS_PER_PERSON}, 128)).astype(np.float32)
-    gallery.enroll_embeddings(f"person{{i}}", [EmbeddingRecord(vector=v, source=f"p{{i}}_{{k}}.jpg",
-                                                               source_sha256=f"{{i}}-{{k}}")
-                                               for k, v in enumerate(vectors)])
-    print(f"enrolled person{{i}}", flush=True)
-"""
-
 
 @pytest.mark.parametrize("run", range(3))
 def test_kill_during_bulk_enrollment_into_a_milvus_server(milvus_server, run):
