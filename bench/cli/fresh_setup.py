@@ -78,7 +78,7 @@ def main() -> None:
         env.update(HOME=str(home), PATH="/usr/local/bin:/usr/bin:/bin", USER=user.pw_name)
         load = os.getloadavg()[0]
         t0 = time.perf_counter()
-        done = subprocess.run(["runuser", "-u", user.pw_name, "--", "bash", "-c", command], cwd=base / "main",
+        done = subprocess.run([shutil.which("runuser") or "/usr/sbin/runuser", "-u", user.pw_name, "--", "bash", "-c", command], cwd=base / "main",
                               env=env, capture_output=True, text=True)
         seconds = time.perf_counter() - t0
         tail = (done.stdout + done.stderr).strip().splitlines()[-12:]
