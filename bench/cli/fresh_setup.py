@@ -81,7 +81,10 @@ def main() -> None:
         done = subprocess.run([shutil.which("runuser") or "/usr/sbin/runuser", "-u", user.pw_name, "--", "bash", "-c", command], cwd=base / "main",
                               env=env, capture_output=True, text=True)
         seconds = time.perf_counter() - t0
-        tail = (done.stdout + done.stderr).strip().splitlines()[-12:]
+        # pip's notes about this machine's local package index are noise here
+        lines = [line for line in (done.stdout + "\n" + done.stderr).splitlines()
+                 if line.strip() and not line.startswith("WARNING: Location ")]
+        tail = lines[-15:]
         runs.append({"command": command, "as_user": user.pw_name, "root": False, "exit_status": done.returncode,
                      "wall_s": round(seconds, 1), "venv_mib": folder_mib(base / "main" / ".venv"),
                      "load_average_before": round(load, 2), "load_average_after": round(os.getloadavg()[0], 2),

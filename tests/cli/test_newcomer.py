@@ -72,10 +72,10 @@ def test_folders_are_taken_where_photos_are_and_match_answers_in_csv(tmp_path, c
     known, unknown = tmp_path / "known", tmp_path / "unknown"
     known.mkdir()
     unknown.mkdir()
-    shutil.copy(lfw_image("Colin_Powell", 1), known / "Colin Powell.jpg")
-    shutil.copy(lfw_image("Serena_Williams", 1), known / "Serena Williams.jpg")
-    shutil.copy(lfw_image("Colin_Powell", 3), unknown / "a.jpg")
-    shutil.copy(lfw_image("Ai_Sugiyama", 1), unknown / "b.jpg")
+    shutil.copyfile(lfw_image("Colin_Powell", 1), known / "Colin Powell.jpg")
+    shutil.copyfile(lfw_image("Serena_Williams", 1), known / "Serena Williams.jpg")
+    shutil.copyfile(lfw_image("Colin_Powell", 3), unknown / "a.jpg")
+    shutil.copyfile(lfw_image("Ai_Sugiyama", 1), unknown / "b.jpg")
     Image.fromarray(np.full((120, 120, 3), 90, np.uint8)).save(unknown / "c.png")
     code, out, _ = run(capsys, "faces", "match", str(known), str(unknown), "--device", "cpu")
     rows = {r[0].rsplit("/", 1)[-1]: r[1] for r in csv.reader(io.StringIO(out))}
@@ -85,7 +85,7 @@ def test_folders_are_taken_where_photos_are_and_match_answers_in_csv(tmp_path, c
     person = tmp_path / "colin"
     person.mkdir()
     for n in (1, 2):
-        shutil.copy(lfw_image("Colin_Powell", n), person / f"{n}.jpg")
+        shutil.copyfile(lfw_image("Colin_Powell", n), person / f"{n}.jpg")
     code, out, _ = run(capsys, "faces", "enroll", "--gallery", db, "Colin Powell", str(person), "--device", "cpu")
     assert code == 0 and "2 photo(s)" in out
     code, out, _ = run(capsys, "faces", "identify", "--gallery", db, str(unknown), "--json", "--device", "cpu")
@@ -110,7 +110,7 @@ def test_enroll_tree_uses_ray_only_where_it_pays(tmp_path, face_weights):
 
     tree = tmp_path / "tree" / "Colin_Powell"
     tree.mkdir(parents=True)
-    shutil.copy(lfw_image("Colin_Powell", 1), tree / "1.jpg")
+    shutil.copyfile(lfw_image("Colin_Powell", 1), tree / "1.jpg")
     with Gallery(tmp_path / "g.db", create=True, device="cpu") as g:
         report = enroll_tree(g, tmp_path / "tree")  # the default, "auto": one photo is no work for Ray
     assert report.engine == "local" and report.enrolled == 1

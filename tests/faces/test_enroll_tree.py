@@ -27,7 +27,7 @@ def tree(tmp_path):
             os.symlink(lfw_image(person, k), root / person / f"{person}_{k:04d}.jpg")
     (root / "Zico" / "broken.jpg").write_bytes(b"not a jpeg")
     (root / "Zico" / "notes.txt").write_text("not a photo")
-    shutil.copy(lfw_image("Zico", 1), root / "Zico" / "again.jpg")  # the same content twice
+    shutil.copyfile(lfw_image("Zico", 1), root / "Zico" / "again.jpg")  # the same content twice
     return root
 
 

@@ -16,7 +16,7 @@ def test_reencode_keeps_people_and_lists_missing_photos(tmp_path, face_weights, 
     photos = {}
     for name, n in (("Colin_Powell", 1), ("Colin_Powell", 2), ("Serena_Williams", 1), ("Ai_Sugiyama", 1)):
         photos[(name, n)] = tmp_path / f"{name}_{n}.jpg"
-        shutil.copy(lfw_image(name, n), photos[(name, n)])
+        shutil.copyfile(lfw_image(name, n), photos[(name, n)])
     old = tmp_path / "old.db"
     with Gallery(old, create=True, encoder="dlib-resnet-v1", device="cpu") as g:
         colin = g.enroll("Colin Powell", [photos[("Colin_Powell", 1)], photos[("Colin_Powell", 2)]],
