@@ -7,7 +7,8 @@ Clones this repository (its committed HEAD) into a new folder owned by
 has it), copies the pip configuration this machine's root uses (the package
 index is local here) into that user's home, and runs each of the README's
 first two commands there, in its own fresh clone, as that user (`runuser`;
-this script itself runs as root to create the user). Recorded per command:
+this script itself runs as root to create the user), with that user's
+~/.cache emptied first (no pip cache, no weights: a new machine). Recorded per command:
 wall time, exit status, size of the `.venv` it made, the last lines of its
 output (the demo's summary; pytest's counts and skip reasons). Results in
 bench/results/fresh_setup.json.
@@ -66,6 +67,7 @@ def main() -> None:
     runs = []
     for number in (int(n) for n in args.commands.split(",")):
         command = commands[number - 1]
+        shutil.rmtree(home / ".cache", ignore_errors=True)  # as on a new machine: no pip cache, no weights
         base = args.work / f"command{number}"
         shutil.rmtree(base, ignore_errors=True)
         base.mkdir(parents=True)
@@ -78,14 +80,16 @@ def main() -> None:
         env.update(HOME=str(home), PATH="/usr/local/bin:/usr/bin:/bin", USER=user.pw_name)
         load = os.getloadavg()[0]
         t0 = time.perf_counter()
-        done = subprocess.run([shutil.which("runuser") or "/usr/sbin/runuser", "-u", user.pw_name, "--", "bash", "-c", command], cwd=base / "main",
+        runuser = shutil.which("runuser") or "/usr/sbin/runuser"
+        done = subprocess.run([runuser, "-u", user.pw_name, "--", "bash", "-c", command], cwd=base / "main",
                               env=env, capture_output=True, text=True)
         seconds = time.perf_counter() - t0
         # pip's notes about this machine's local package index are noise here
         lines = [line for line in (done.stdout + "\n" + done.stderr).splitlines()
                  if line.strip() and not line.startswith("WARNING: Location ")]
         tail = lines[-15:]
-        runs.append({"command": command, "as_user": user.pw_name, "root": False, "exit_status": done.returncode,
+        runs.append({"command": command, "as_user": user.pw_name, "root": False, "caches": "empty",
+                     "exit_status": done.returncode,
                      "wall_s": round(seconds, 1), "venv_mib": folder_mib(base / "main" / ".venv"),
                      "load_average_before": round(load, 2), "load_average_after": round(os.getloadavg()[0], 2),
                      "output_tail": tail})
