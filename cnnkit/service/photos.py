@@ -51,7 +51,6 @@ def _private_folder(path: Path) -> None:
             log.warning("%s: cannot make the photo folder private (not its owner)", path)
 
 
-
 class PhotoStore:
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root)
