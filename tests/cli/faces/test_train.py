@@ -25,7 +25,8 @@ def identity_folder(tmp_path_factory) -> Path:
         for src in sorted((LFW / "images" / person).glob("*.jpg"))[:4]:
             shutil.copyfile(src, root / person / src.name)
     (root / "Only_Once").mkdir()       # one image: no positive, skipped with a count
-    shutil.copyfile(LFW / "images" / "Aaron_Eckhart" / "Aaron_Eckhart_0001.jpg", root / "Only_Once" / "Only_Once_0001.jpg")
+    shutil.copyfile(LFW / "images" / "Aaron_Eckhart" / "Aaron_Eckhart_0001.jpg",
+                    root / "Only_Once" / "Only_Once_0001.jpg")
     (root / PEOPLE[0] / "broken.jpg").write_bytes(b"not a jpeg")  # unreadable: logged and skipped
     pairs = ["3"]
     pairs += [f"{p}\t1\t2" for p in PEOPLE[:3]]
