@@ -31,6 +31,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
+from ..faces.gallery import Person
 from ..faces.gallery.keys import ApiKey
 from ..faces.gallery.store import MAX_ID
 from .auth import KeyBeforeBody, require_read, require_write
@@ -100,13 +101,17 @@ def _service(request: Request) -> FaceService:
     return request.app.state.service
 
 
+def _created(person: Person) -> JSONResponse:
+    """201 for a new person, with where to find them."""
+    return JSONResponse(person.to_dict(), status_code=201, headers={"Location": f"/people/{person.id}"})
+
+
 def add_json_routes(app: FastAPI) -> None:
     """The JSON twins of the routes that take photos: same paths, same answers (see json_bodies.py)."""
 
     async def enroll_json(request: Request, key: Writer, body: EnrollJson) -> JSONResponse:
-        person = await _service(request).enroll(body.name, decode_photos(body.photos), pick=body.pick,
-                                                metadata=body.metadata, allow_same_name=body.allow_same_name)
-        return JSONResponse(person.to_dict(), status_code=201, headers={"Location": f"/people/{person.id}"})
+        return _created(await _service(request).enroll(body.name, decode_photos(body.photos), pick=body.pick,
+                                                       metadata=body.metadata, allow_same_name=body.allow_same_name))
 
     async def add_photos_json(request: Request, key: Writer, person_id: PersonId, body: PhotosJson) -> dict:
         return (await _service(request).add_photos(person_id, decode_photos(body.photos), pick=body.pick)).to_dict()
@@ -163,9 +168,9 @@ def add_routes(app: FastAPI) -> None:
                      allow_same_name: Annotated[bool, Form(description="enroll a namesake (new id) even if the "
                                                                        "name is taken")] = False) -> JSONResponse:
         """Enroll a new person. One photo is enough; every photo must show the person's face, else nothing is stored."""
-        person = await _service(request).enroll(name, await _raw(photos), pick=pick,
-                                                metadata=parse_metadata(metadata), allow_same_name=allow_same_name)
-        return JSONResponse(person.to_dict(), status_code=201, headers={"Location": f"/people/{person.id}"})
+        return _created(await _service(request).enroll(name, await _raw(photos), pick=pick,
+                                                       metadata=parse_metadata(metadata),
+                                                       allow_same_name=allow_same_name))
 
     @app.get("/people/{person_id}", response_model=PersonOut, tags=["people"], responses=errors(401, 404))
     def get_person(request: Request, key: Reader, person_id: PersonId) -> dict:

@@ -24,9 +24,6 @@ def add_docs_page(app: FastAPI, static: Traversable) -> None:
     try:
         assets = resources.files("fastapi_offline") / "static"
     except ModuleNotFoundError:
-        assets = None
-
-    if assets is None:
         @app.get("/docs", include_in_schema=False)
         async def no_docs() -> JSONResponse:
             return error_response(404, "not_found", "this install has no API page: pip install fastapi-offline "

@@ -15,7 +15,6 @@ import functools
 import ipaddress
 import logging
 import os
-from pathlib import Path
 from typing import Any
 
 import h11
@@ -23,6 +22,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ..errors import SettingsError
 from ..faces.gallery import Gallery
+from ..faces.gallery.backends import backend_of
 from ..faces.gallery.keys import list_keys
 from ..faces.gallery.store import GalleryStore
 from .core import check_threshold
@@ -143,7 +143,7 @@ def serve(settings: ServiceSettings, *, host: str = "127.0.0.1", port: int = 800
 
     if workers < 1:
         raise SettingsError(f"workers must be at least 1, got {workers}")
-    if workers > 1 and not isinstance(settings.gallery, Path):
+    if workers > 1 and backend_of(str(settings.gallery)) != "sqlite":
         # Each worker is a writer, and a Milvus gallery's ids are counted by its one writing process.
         raise SettingsError(f"{settings.gallery}: a Milvus gallery takes one writer; serve it with --workers 1 "
                             f"(--threads gives that worker more cores)")
